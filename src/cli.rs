@@ -1,0 +1,267 @@
+//! Command line: run a recipe, evaluate code, check scripts, print the reference, or start
+//! the REPL. Exit codes: the script's `exit(n)`; 1 for an uncaught runtime error; 2 for usage
+//! and compile errors; 128+N when stopped by signal N.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+
+use clap::{Parser, Subcommand};
+use rhai::{Array, Dynamic, Scope};
+
+use crate::engine::control::Outcome;
+use crate::engine::{cleanup, show, Shell};
+use crate::sys::signals;
+
+const ABOUT: &str =
+    "A Linux container shell: Rhai recipes over namespaces, mounts, netlink, cgroups and pidfds";
+
+const AFTER_HELP: &str = "\
+Examples:
+  ctrsh box.rhai arg1 arg2     run a recipe; it sees ARGS and SCRIPT
+  ctrsh -e 'links()'           evaluate code and print the result
+  ctrsh - < box.rhai           run a recipe from standard input
+  ctrsh check box.rhai         compile only and report errors with file:line:col
+  ctrsh doc veth               the reference of one function, type or module
+  ctrsh                        interactive REPL (on a terminal)
+
+Modules: `import \"net/topology\" as t;` searches CTRSH_PATH (colon-separated), then the
+script's directory, then the stdlib built into ctrsh.";
+
+#[derive(Parser)]
+#[command(name = "ctrsh", version, about = ABOUT, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Evaluate CODE instead of a file and print its result if it is not ()
+    #[arg(short = 'e', long = "eval", value_name = "CODE")]
+    eval: Option<String>,
+
+    /// Recipe to run ("-" reads standard input)
+    #[arg(value_name = "FILE")]
+    file: Option<String>,
+
+    /// Arguments passed to the script as ARGS
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    args: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile scripts without running them and report every error found
+    Check {
+        /// Scripts to check
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<String>,
+    },
+    /// Print the reference of script functions and stdlib modules
+    Doc {
+        /// A function, type (e.g. Link), domain (e.g. net) or module (e.g. net/topology)
+        name: Option<String>,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if let Err(e) = signals::install() {
+        eprintln!("ctrsh: {e}");
+        return 1;
+    }
+    raise_stack_limit();
+    match cli.command {
+        Some(Command::Check { files }) => check(&files),
+        Some(Command::Doc { name }) => doc(name.as_deref()),
+        None => match (cli.eval, cli.file) {
+            (Some(code), first) => {
+                let args = first.into_iter().chain(cli.args).collect();
+                eval(&code, args)
+            }
+            (None, Some(file)) => run_file(&file, cli.args),
+            (None, None) if std::io::stdin().is_terminal() => crate::repl::run(),
+            (None, None) => run_file("-", Vec::new()),
+        },
+    }
+}
+
+/// Read a script: a path, or "-" for standard input. Errors are printed; exit status 2.
+fn read_script(file: &str) -> Result<String, i32> {
+    let bytes = if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    } else if Path::new(file).is_dir() {
+        eprintln!("ctrsh: {file}: is a directory, not a script");
+        return Err(2);
+    } else {
+        std::fs::read(file)
+    };
+    let bytes = bytes.map_err(|e| {
+        eprintln!("ctrsh: cannot read {file}: {}", io_reason(&e));
+        2
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..at]);
+        let line = text.matches('\n').count() + 1;
+        let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        eprintln!("ctrsh: {file}:{line}:{col}: not valid UTF-8 (byte offset {at}); scripts must be UTF-8 text");
+        2
+    })
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => format!(
+            "{} ({})",
+            crate::sys::error::errno_name(nix::errno::Errno::from_raw(n)),
+            nix::errno::Errno::from_raw(n).desc()
+        ),
+        None => e.to_string(),
+    }
+}
+
+fn script_scope(script: &str, args: Vec<String>) -> Scope<'static> {
+    let mut scope = Scope::new();
+    let args: Array = args.into_iter().map(Dynamic::from).collect();
+    scope.push_constant("ARGS", args);
+    scope.push_constant("SCRIPT", script.to_string());
+    scope
+}
+
+fn run_file(file: &str, args: Vec<String>) -> i32 {
+    let text = match read_script(file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let dir = if file == "-" {
+        None
+    } else {
+        Path::new(file).parent().map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+    };
+    let shell = Shell::new(dir);
+    let name = if file == "-" { "<stdin>" } else { file };
+    let ast = match shell.compile(name, &text) {
+        Ok(ast) => ast,
+        Err(e) => {
+            eprint!("{}", crate::engine::report::render_parse(&e, name));
+            return 2;
+        }
+    };
+    let mut scope = script_scope(file, args);
+    let outcome = shell.run(&mut scope, &ast);
+    finish(&shell, outcome, name, false)
+}
+
+fn eval(code: &str, args: Vec<String>) -> i32 {
+    let shell = Shell::new(None);
+    let ast = match shell.compile("<eval>", code) {
+        Ok(ast) => ast,
+        Err(e) => {
+            eprint!("{}", crate::engine::report::render_parse(&e, "<eval>"));
+            return 2;
+        }
+    };
+    let mut scope = script_scope("<eval>", args);
+    let outcome = shell.run(&mut scope, &ast);
+    finish(&shell, outcome, "<eval>", true)
+}
+
+/// Tear down what the script owns, report an error if there was one, and give the status.
+fn finish(shell: &Shell, outcome: Outcome, name: &str, print_value: bool) -> i32 {
+    if let Outcome::Value(v) = &outcome {
+        if print_value && !v.is_unit() {
+            println!("{}", show::for_eval(&shell.engine, v));
+        }
+    }
+    if let Outcome::Error(e) = &outcome {
+        eprint!("{}", shell.render_error(e, name));
+    }
+    cleanup::teardown_all_reporting();
+    outcome.status()
+}
+
+fn check(files: &[String]) -> i32 {
+    let mut status = 0;
+    for file in files {
+        let text = match read_script(file) {
+            Ok(t) => t,
+            Err(code) => {
+                status = status.max(code);
+                continue;
+            }
+        };
+        let dir = Path::new(file).parent();
+        let shell = Shell::new(dir);
+        match shell.compile(file, &text) {
+            Ok(ast) => {
+                let problems = crate::engine::check::unknown_calls(&shell, &ast, file);
+                if problems.is_empty() {
+                    println!("{file}: ok");
+                } else {
+                    for p in &problems {
+                        eprint!("{p}");
+                    }
+                    status = 2;
+                }
+            }
+            Err(e) => {
+                eprint!("{}", crate::engine::report::render_parse(&e, file));
+                status = 2;
+            }
+        }
+    }
+    status
+}
+
+fn doc(name: Option<&str>) -> i32 {
+    let shell = Shell::new(None);
+    match crate::engine::doc::render(&shell.engine, &shell.docs, name) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(msg) => {
+            eprintln!("ctrsh doc: {msg}");
+            2
+        }
+    }
+}
+
+/// Let deep (but bounded) script recursion use more than the default 8 MiB main stack:
+/// the main thread's stack grows on demand up to RLIMIT_STACK, read at fault time.
+/// Children get the original limit back before they exec.
+fn raise_stack_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    const WANT: u64 = 256 << 20;
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_STACK) {
+        if soft != libc::RLIM_INFINITY && soft < WANT {
+            let new = if hard == libc::RLIM_INFINITY {
+                WANT
+            } else {
+                WANT.min(hard)
+            };
+            if setrlimit(Resource::RLIMIT_STACK, new, hard).is_ok() {
+                ORIGINAL_STACK.store(soft, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The RLIMIT_STACK soft limit ctrsh started with (0 when unchanged).
+pub static ORIGINAL_STACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -1,0 +1,152 @@
+//! `ctrsh doc [NAME]`: the reference of every native function (from the docs recorded at
+//! registration) and every stdlib module function (from its `///` doc comments).
+
+use rhai::Engine;
+
+use super::api::FnDoc;
+use super::report::nearest;
+use super::resolver::stdlib_modules;
+
+/// One documented stdlib function.
+pub struct ModuleFn {
+    pub module: String,
+    pub signature: String,
+    pub text: String,
+}
+
+/// Every documented function of every embedded stdlib module.
+pub fn stdlib_fns(engine: &Engine) -> Vec<ModuleFn> {
+    let mut out = Vec::new();
+    for (module, text) in stdlib_modules() {
+        let Ok(ast) = engine.compile(super::sources::strip_shebang(text)) else {
+            continue;
+        };
+        let mut fns: Vec<_> = ast
+            .iter_functions()
+            .filter(|f| !f.name.starts_with('_'))
+            .collect();
+        fns.sort_by_key(|f| f.name);
+        for f in fns {
+            if f.access == rhai::FnAccess::Private {
+                continue;
+            }
+            let text = f
+                .comments
+                .iter()
+                .map(|c| {
+                    c.trim_start_matches("///")
+                        .strip_prefix(' ')
+                        .unwrap_or(c.trim_start_matches("///"))
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let alias = module.rsplit('/').next().unwrap_or(&module);
+            out.push(ModuleFn {
+                module: module.clone(),
+                signature: format!("{alias}::{}({})", f.name, f.params.join(", ")),
+                text,
+            });
+        }
+    }
+    out
+}
+
+fn render_native(d: &FnDoc) -> String {
+    format!("{}\n{}\n", d.signature, indent(&d.text))
+}
+
+fn render_module_fn(f: &ModuleFn) -> String {
+    format!(
+        "{}    [import \"{}\"]\n{}\n",
+        f.signature,
+        f.module,
+        indent(&f.text)
+    )
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("    {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The whole reference, or the entries matching `name` (a function, a method, a type such as
+/// "Link", a domain such as "net", or a stdlib module path such as "net/topology").
+pub fn render(engine: &Engine, docs: &[FnDoc], name: Option<&str>) -> Result<String, String> {
+    let module_fns = stdlib_fns(engine);
+    let mut out = String::new();
+    match name {
+        None => {
+            out.push_str(
+                "ctrsh reference — `ctrsh doc NAME` for one function, type, domain or module.\n\n",
+            );
+            let mut domains: Vec<&str> = docs.iter().map(|d| d.domain).collect();
+            domains.dedup();
+            let mut seen = std::collections::HashSet::new();
+            for domain in domains {
+                if !seen.insert(domain) {
+                    continue;
+                }
+                out.push_str(&format!("== {domain} ==\n\n"));
+                for d in docs.iter().filter(|d| d.domain == domain) {
+                    out.push_str(&render_native(d));
+                    out.push('\n');
+                }
+            }
+            let mut last_module = String::new();
+            for f in &module_fns {
+                if f.module != last_module {
+                    out.push_str(&format!("== stdlib: import \"{}\" ==\n\n", f.module));
+                    last_module = f.module.clone();
+                }
+                out.push_str(&render_module_fn(f));
+                out.push('\n');
+            }
+        }
+        Some(name) => {
+            let type_prefix = format!("{name}.");
+            let matches: Vec<&FnDoc> = docs
+                .iter()
+                .filter(|d| {
+                    d.name == name || d.domain == name || d.signature.starts_with(&type_prefix)
+                })
+                .collect();
+            for d in &matches {
+                out.push_str(&render_native(d));
+                out.push('\n');
+            }
+            let short = name.rsplit("::").next().unwrap_or(name);
+            for f in module_fns.iter().filter(|f| {
+                f.module == name
+                    || f.signature.starts_with(&format!("{name}("))
+                    || f.signature.contains(&format!("::{short}("))
+            }) {
+                out.push_str(&render_module_fn(f));
+                out.push('\n');
+            }
+            if out.is_empty() {
+                let mut names: Vec<String> = docs.iter().map(|d| d.name.clone()).collect();
+                names.extend(module_fns.iter().map(|f| f.module.clone()));
+                let near = nearest(short, &names, 3);
+                return Err(if near.is_empty() {
+                    format!(
+                        "no function, type or module named {name:?}; `ctrsh doc` lists everything"
+                    )
+                } else {
+                    format!(
+                        "no function, type or module named {name:?}; did you mean {}?",
+                        near.join(", ")
+                    )
+                });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,137 @@
+//! The Rhai side: builds the engine, registers every domain, runs scripts and reports errors.
+//! Only translates between Rhai values and `sys` calls; all Linux knowledge lives in `sys`.
+
+pub mod api;
+pub mod check;
+pub mod cleanup;
+pub mod control;
+pub mod core;
+pub mod doc;
+pub mod error;
+pub mod ns;
+pub mod process;
+pub mod report;
+pub mod resolver;
+pub mod show;
+pub mod sources;
+
+use std::path::Path;
+use std::rc::Rc;
+
+type SharedModule = rhai::Shared<rhai::Module>;
+use rhai::{Dynamic, Engine, EvalAltResult, ModuleResolver, Position, Scope, AST};
+
+use self::api::{Api, FnDoc};
+use self::control::Outcome;
+use self::resolver::Resolver;
+use crate::sys::signals;
+
+/// A configured interpreter: the engine, the reference docs of what it registered, and the
+/// module resolver (shared so the REPL can resolve imports itself).
+pub struct Shell {
+    pub engine: Engine,
+    pub docs: Rc<Vec<FnDoc>>,
+    pub resolver: Rc<Resolver>,
+}
+
+/// Lets the engine use a resolver the REPL also holds.
+struct SharedResolver(Rc<Resolver>);
+
+impl ModuleResolver for SharedResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        self.0.resolve(engine, source, path, pos)
+    }
+}
+
+impl Shell {
+    /// Build the interpreter. `script_dir` is where the running script lives (module lookup).
+    pub fn new(script_dir: Option<&Path>) -> Shell {
+        let mut engine = Engine::new();
+        set_limits(&mut engine);
+
+        // `spawn` is reserved in Rhai; it is the name of ctrsh's main verb.
+        #[allow(deprecated)]
+        engine.on_parse_token(|token, _, _| match token {
+            rhai::Token::Reserved(s) if &*s == "spawn" => rhai::Token::Identifier(s),
+            other => other,
+        });
+        // Ctrl-C / SIGTERM stop a running evaluation between steps.
+        engine.on_progress(|_| signals::take().map(|sig| Dynamic::from(control::Interrupt(sig))));
+
+        let resolver = Rc::new(Resolver::new(script_dir));
+        engine.set_module_resolver(SharedResolver(resolver.clone()));
+
+        let mut docs = Vec::new();
+        core::register(&mut Api::new(&mut engine, &mut docs, "core"));
+        ns::register(&mut Api::new(&mut engine, &mut docs, "ns"));
+        process::register(&mut Api::new(&mut engine, &mut docs, "process"));
+
+        Shell {
+            engine,
+            docs: Rc::new(docs),
+            resolver,
+        }
+    }
+
+    /// Every callable name: ctrsh's functions and rhai's built-in ones (for suggestions and
+    /// completion).
+    pub fn known_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.docs.iter().map(|d| d.name.clone()).collect();
+        for sig in self.engine.gen_fn_signatures(true) {
+            let sig = sig.trim_start_matches("fn ");
+            let name = sig.split('(').next().unwrap_or("").trim();
+            if !name.is_empty()
+                && name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && !name.starts_with("get$")
+                && !name.starts_with("set$")
+            {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Compile script text under source name `name` (remembered for error reports).
+    pub fn compile(&self, name: &str, text: &str) -> Result<AST, rhai::ParseError> {
+        let text = sources::strip_shebang(text);
+        sources::remember(name, &text);
+        let mut ast = self.engine.compile(&text)?;
+        ast.set_source(name);
+        Ok(ast)
+    }
+
+    /// Run a compiled script in `scope`.
+    pub fn run(&self, scope: &mut Scope, ast: &AST) -> Outcome {
+        Outcome::from_result(self.engine.eval_ast_with_scope::<Dynamic>(scope, ast))
+    }
+
+    /// Render an uncaught runtime error from source `main`.
+    pub fn render_error(&self, err: &EvalAltResult, main: &str) -> String {
+        report::render_runtime(err, main, &self.known_names())
+    }
+}
+
+/// Interpreter limits: never the debug-build defaults (call depth 8 in debug builds), but
+/// still bounded so runaway recursion is an error, not a crash.
+fn set_limits(engine: &mut Engine) {
+    engine.set_max_call_levels(512);
+    engine.set_max_expr_depths(512, 256);
+    engine.set_max_operations(0);
+    engine.set_max_modules(1024);
+    engine.set_max_string_size(0);
+    engine.set_max_array_size(0);
+    engine.set_max_map_size(0);
+    engine.set_max_variables(1 << 20);
+    engine.set_max_functions(1 << 20);
+}

@@ -1,0 +1,212 @@
+//! Uncaught errors as people read them: `FILE:LINE:COL: message`, the source line, a caret,
+//! then `called from` lines for every function and module frame out to the script, and a
+//! hint or the nearest names where one helps.
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+use super::control::innermost;
+use super::sources;
+
+/// One place in the chain from the script down to the failing call.
+struct Frame {
+    source: String,
+    pos: Position,
+    what: String,
+}
+
+/// Render an uncaught runtime error raised while running source `main` (a path or "<eval>").
+/// `known` lists the callable names, for "did you mean" on an unknown function.
+pub fn render_runtime(err: &EvalAltResult, main: &str, known: &[String]) -> String {
+    let mut frames = Vec::new();
+    let mut source = main.to_string();
+    let mut e = err;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
+                frames.push(Frame {
+                    source: source.clone(),
+                    pos: *pos,
+                    what: format!("in call to {name}()"),
+                });
+                if !src.is_empty() {
+                    source = src.clone();
+                }
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                frames.push(Frame {
+                    source: source.clone(),
+                    pos: *pos,
+                    what: format!("importing \"{path}\""),
+                });
+                source = sources::resolved(path).unwrap_or_else(|| path.clone());
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    let inner = innermost(err);
+    let mut out = String::new();
+    let (message, hint) = message_of(inner, known);
+    let pos = inner.position();
+    // Errors positioned nowhere (rare) are reported at the innermost known call site.
+    let (src, pos) = if pos.is_none() {
+        frames
+            .last()
+            .map(|f| (f.source.clone(), f.pos))
+            .unwrap_or((source, pos))
+    } else {
+        (source, pos)
+    };
+    out.push_str(&located(&src, pos, &message));
+    for f in frames.iter().rev() {
+        out.push_str(&format!(
+            "  called from {} ({})\n",
+            location(&f.source, f.pos),
+            f.what
+        ));
+    }
+    if let Some(h) = hint {
+        out.push_str(&format!("hint: {h}\n"));
+    }
+    out
+}
+
+/// Render a compile error in source `name`.
+pub fn render_parse(err: &ParseError, name: &str) -> String {
+    let ParseError(kind, pos) = err;
+    let mut msg = kind.to_string();
+    if let rhai::ParseErrorType::Reserved(word) = kind.as_ref() {
+        msg = format!("'{word}' is a reserved word in Rhai and cannot be used here");
+    }
+    located(name, *pos, &format!("syntax error: {msg}"))
+}
+
+/// `file:line:col: message` followed by the source line and a caret.
+fn located(source: &str, pos: Position, message: &str) -> String {
+    let mut out = format!("{}: {message}\n", location(source, pos));
+    if let (Some(line), Some(text)) = (
+        pos.line(),
+        pos.line().and_then(|l| sources::line(source, l)),
+    ) {
+        let col = pos.position().unwrap_or(1).max(1);
+        let gutter = format!("{line:>4} | ");
+        out.push_str(&format!("{gutter}{text}\n"));
+        // Keep tabs so the caret lines up under tabbed source.
+        let pad: String = text
+            .chars()
+            .take(col - 1)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        out.push_str(&format!("{:>width$}{pad}^\n", "| ", width = gutter.len()));
+    }
+    out
+}
+
+fn location(source: &str, pos: Position) -> String {
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("{source}:{l}:{c}"),
+        (Some(l), None) => format!("{source}:{l}"),
+        _ => source.to_string(),
+    }
+}
+
+/// The message of the innermost error, and a hint if there is one.
+fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
+    match e {
+        EvalAltResult::ErrorRuntime(v, _) => {
+            if let Some(map) = v.read_lock::<rhai::Map>() {
+                let msg = map
+                    .get("message")
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("{v:?}"));
+                let hint = map
+                    .get("hint")
+                    .filter(|h| h.is_string())
+                    .map(|h| h.to_string());
+                return (msg, hint);
+            }
+            (format!("error: {v}"), None)
+        }
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+            let name = sig
+                .split(|c: char| c == ' ' || c == '(')
+                .next()
+                .unwrap_or(sig);
+            let name = name.rsplit("::").next().unwrap_or(name);
+            let near = nearest(name, known, 3);
+            let hint = if near.is_empty() {
+                Some("`ctrsh doc` lists every function".to_string())
+            } else {
+                Some(format!("did you mean {}?", near.join(", ")))
+            };
+            let exists = known.iter().any(|k| k == name);
+            let msg = if exists {
+                format!("no variant of {name}() takes these arguments: {sig}")
+            } else {
+                format!("unknown function: {sig}")
+            };
+            let hint = if exists {
+                Some(format!("`ctrsh doc {name}` shows how to call it"))
+            } else {
+                hint
+            };
+            (msg, hint)
+        }
+        other => {
+            // rhai's Display appends " (line L, position C)"; the report shows it already.
+            let text = other.to_string();
+            let text = match other.position() {
+                p if p.is_none() => text,
+                p => text.trim_end_matches(&format!(" ({p})")).to_string(),
+            };
+            (text, None)
+        }
+    }
+}
+
+/// The `n` names closest to `name` by edit distance (only reasonably close ones).
+pub fn nearest(name: &str, known: &[String], n: usize) -> Vec<String> {
+    let len = name.chars().count();
+    let limit = if len <= 4 { 1 } else { (len / 3).max(2) };
+    let mut scored: Vec<(usize, &String)> = known
+        .iter()
+        .map(|k| (levenshtein(name, k), k))
+        .filter(|(d, k)| *d <= limit || (k.starts_with(name) && name.len() >= 3))
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(n).map(|(_, k)| k.clone()).collect()
+}
+
+/// Edit distance between two strings.
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_names() {
+        let known: Vec<String> = ["veth", "bridge", "links", "link", "mount"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(nearest("vet", &known, 3), vec!["veth"]);
+        assert_eq!(nearest("lnks", &known, 2), vec!["links", "link"]);
+        assert!(nearest("zzzzzzzz", &known, 3).is_empty());
+    }
+}

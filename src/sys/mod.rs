@@ -1,0 +1,10 @@
+//! Safe Linux wrappers. Knows nothing of Rhai: every function returns `SysError` naming the
+//! operation, the object and the errno. All `unsafe` of the project lives below here.
+
+pub mod error;
+pub mod ns;
+pub mod pidfd;
+pub mod signals;
+pub mod thread;
+
+pub use error::{Result, SysError};
