@@ -8,6 +8,7 @@ pub mod control;
 pub mod core;
 pub mod doc;
 pub mod error;
+pub mod fd;
 pub mod ns;
 pub mod process;
 pub mod report;
@@ -69,6 +70,7 @@ impl Shell {
 
         let mut docs = Vec::new();
         core::register(&mut Api::new(&mut engine, &mut docs, "core"));
+        fd::register(&mut Api::new(&mut engine, &mut docs, "core"));
         ns::register(&mut Api::new(&mut engine, &mut docs, "ns"));
         process::register(&mut Api::new(&mut engine, &mut docs, "process"));
 
