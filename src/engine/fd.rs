@@ -16,7 +16,10 @@ pub struct Fd {
 
 impl Fd {
     pub fn new(fd: OwnedFd, what: impl Into<String>) -> Fd {
-        Fd { fd: Rc::new(fd), what: Rc::from(what.into()) }
+        Fd {
+            fd: Rc::new(fd),
+            what: Rc::from(what.into()),
+        }
     }
     fn show(&self) -> String {
         format!("Fd({}: {})", self.fd.as_raw_fd(), self.what)

@@ -36,7 +36,11 @@ pub fn eval_ok(code: &str) -> String {
 /// Run `ctrsh -e CODE`, assert failure, return stderr.
 pub fn eval_err(code: &str) -> String {
     let out = eval(code);
-    assert!(!out.status.success(), "ctrsh -e unexpectedly succeeded\n--- code\n{code}\n--- stdout\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "ctrsh -e unexpectedly succeeded\n--- code\n{code}\n--- stdout\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stderr).expect("utf-8 stderr")
 }
 
