@@ -26,11 +26,6 @@ impl FnDoc {
             .split_once("Example:")
             .map(|(_, ex)| ex.trim_matches('\n'))
     }
-
-    /// The first line of the text.
-    pub fn summary(&self) -> &str {
-        self.text.lines().next().unwrap_or("")
-    }
 }
 
 /// Registers functions of one domain into the engine, keeping their docs.

@@ -41,9 +41,9 @@ pub fn unknown_calls(shell: &Shell, ast: &AST, source: &str) -> Vec<String> {
             Some(ASTNode::Stmt(Stmt::Var(x, ..))) => {
                 defined.insert(x.0.name.to_string());
             }
-            Some(ASTNode::Expr(Expr::FnCall(call, pos)))
-                if call.namespace.is_empty() && call.op_token.is_none() =>
-            {
+            Some(
+                ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)),
+            ) if call.namespace.is_empty() && call.op_token.is_none() => {
                 calls.push((call.name.to_string(), *pos, call.args.len()));
             }
             _ => {}

@@ -160,7 +160,10 @@ pub fn sleep(secs: f64) -> RResult<()> {
             format!("{secs} is not a duration"),
         ));
     }
-    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let end = Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| Instant::now().checked_add(d))
+        .ok_or_else(|| arg_err("sleep", "seconds", format!("{secs} is too long")))?;
     loop {
         if let Some(sig) = signals::take() {
             return Err(interrupt_err(sig));

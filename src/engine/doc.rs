@@ -30,13 +30,14 @@ pub fn stdlib_fns(engine: &Engine) -> Vec<ModuleFn> {
             if f.access == rhai::FnAccess::Private {
                 continue;
             }
+            // A comment entry may hold several `///` lines.
             let text = f
                 .comments
                 .iter()
-                .map(|c| {
-                    c.trim_start_matches("///")
-                        .strip_prefix(' ')
-                        .unwrap_or(c.trim_start_matches("///"))
+                .flat_map(|c| c.lines())
+                .map(|l| {
+                    let l = l.trim_start().trim_start_matches("///");
+                    l.strip_prefix(' ').unwrap_or(l)
                 })
                 .collect::<Vec<_>>()
                 .join("\n");

@@ -137,3 +137,62 @@ fn set_limits(engine: &mut Engine) {
     engine.set_max_variables(1 << 20);
     engine.set_max_functions(1 << 20);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// Names registered only so values print or compare; they are documented by their type.
+    const PLUMBING: &[&str] = &["to_string", "to_debug", "==", "!="];
+
+    #[test]
+    fn every_registered_function_is_documented_with_an_example() {
+        let shell = Shell::new(None);
+        for d in shell.docs.iter() {
+            assert!(
+                d.example().is_some_and(|e| !e.trim().is_empty()),
+                "{} has no Example: section",
+                d.signature
+            );
+        }
+        let documented: HashSet<&str> = shell.docs.iter().map(|d| d.name.as_str()).collect();
+        for sig in shell.engine.gen_fn_signatures(false) {
+            let name = sig
+                .trim_start_matches("fn ")
+                .split('(')
+                .next()
+                .unwrap_or("")
+                .trim();
+            let name = name
+                .strip_prefix("get$")
+                .or_else(|| name.strip_prefix("set$"))
+                .unwrap_or(name);
+            if PLUMBING.contains(&name) {
+                continue;
+            }
+            assert!(
+                documented.contains(name),
+                "registered but undocumented: {sig}"
+            );
+        }
+        for f in doc::stdlib_fns(&shell.engine) {
+            assert!(
+                f.text.contains("Example:"),
+                "stdlib {} has no Example: in its doc comment",
+                f.signature
+            );
+        }
+    }
+
+    #[test]
+    fn every_stdlib_module_compiles() {
+        let shell = Shell::new(None);
+        for (name, text) in resolver::stdlib_modules() {
+            if let Err(e) = shell.compile(&format!("stdlib/{name}.rhai"), text) {
+                panic!("{}", report::render_parse(&e, &name));
+            }
+        }
+    }
+}

@@ -206,7 +206,7 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(nearest("vet", &known, 3), vec!["veth"]);
-        assert_eq!(nearest("lnks", &known, 2), vec!["links", "link"]);
+        assert_eq!(nearest("lnks", &known, 2), vec!["links"]);
         assert!(nearest("zzzzzzzz", &known, 3).is_empty());
     }
 }

@@ -23,11 +23,11 @@ pub fn line(name: &str, line: usize) -> Option<String> {
     })
 }
 
-/// Prepare script text for compiling: a `#!` first line becomes a comment so line numbers
-/// stay right.
+/// Prepare script text for compiling: a `#!` first line becomes a plain comment so line
+/// numbers stay right (`// ` with a space: `///` would be a doc comment).
 pub fn strip_shebang(text: &str) -> String {
-    if text.starts_with("#!") {
-        format!("//{}", &text[2..])
+    if let Some(rest) = text.strip_prefix("#!") {
+        format!("// {rest}")
     } else {
         text.to_string()
     }
