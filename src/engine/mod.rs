@@ -9,6 +9,7 @@ pub mod core;
 pub mod doc;
 pub mod error;
 pub mod fd;
+pub mod nft;
 pub mod ns;
 pub mod process;
 pub mod report;
@@ -73,6 +74,7 @@ impl Shell {
         fd::register(&mut Api::new(&mut engine, &mut docs, "core"));
         ns::register(&mut Api::new(&mut engine, &mut docs, "ns"));
         process::register(&mut Api::new(&mut engine, &mut docs, "process"));
+        nft::register(&mut Api::new(&mut engine, &mut docs, "net"));
 
         Shell {
             engine,

@@ -2,6 +2,7 @@
 //! operation, the object and the errno. All `unsafe` of the project lives below here.
 
 pub mod error;
+pub mod nft;
 pub mod ns;
 pub mod pidfd;
 pub mod signals;
