@@ -23,7 +23,7 @@ pub fn stdlib_fns(engine: &Engine) -> Vec<ModuleFn> {
         };
         let mut fns: Vec<_> = ast
             .iter_functions()
-            .filter(|f| !f.name.starts_with('_'))
+            .filter(|f| !f.name.starts_with('_') && !f.name.starts_with("anon$"))
             .collect();
         fns.sort_by_key(|f| f.name);
         for f in fns {
