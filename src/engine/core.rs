@@ -110,6 +110,14 @@ pub fn register(api: &mut Api) {
         },
     );
     api.func(
+        "remove_file",
+        "remove_file(path: string)",
+        "Remove a file (not a directory).\nExample:\n    remove_file(\"/tmp/box.conf\");",
+        |path: &str| -> RResult<()> {
+            std::fs::remove_file(path).map_err(|e| sys_err(SysError::io("remove_file", &e).path(path)))
+        },
+    );
+    api.func(
         "path_exists",
         "path_exists(path: string) -> bool",
         "Whether something exists at `path` (a dangling symlink counts).\nExample:\n    if !path_exists(\"/usr/bin/ping\") { print(\"no ping\"); }",
