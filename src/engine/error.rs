@@ -67,3 +67,18 @@ impl<T> IntoScript<T> for Result<T, SysError> {
 pub fn int_arg<T: TryFrom<i64>>(op: &str, arg: &str, v: i64) -> RResult<T> {
     T::try_from(v).map_err(|_| arg_err(op, arg, format!("{v} is out of range")))
 }
+
+/// A hint for errnos whose usual cause is the same whatever the call.
+fn generic_hint(errno: nix::errno::Errno) -> Option<&'static str> {
+    use nix::errno::Errno;
+    Some(match errno {
+        Errno::EPERM if !nix::unistd::geteuid().is_root() => {
+            "ctrsh is not running as root: run it with sudo, or create a user namespace first (\"user\" in ns)"
+        }
+        Errno::EPERM => "the kernel refused: a missing capability in the namespace that owns the object, or a security module",
+        Errno::ENOSYS => "this kernel lacks the system call",
+        Errno::EBUSY => "something still uses it (a mount, a process, or an open file)",
+        Errno::ESRCH => "the process has exited",
+        _ => return None,
+    })
+}
