@@ -9,10 +9,13 @@ pub mod core;
 pub mod doc;
 pub mod error;
 pub mod fd;
+pub mod fs;
 pub mod ns;
+pub mod opts;
 pub mod process;
 pub mod report;
 pub mod resolver;
+pub mod rootfs;
 pub mod show;
 pub mod sources;
 
@@ -73,6 +76,8 @@ impl Shell {
         fd::register(&mut Api::new(&mut engine, &mut docs, "core"));
         ns::register(&mut Api::new(&mut engine, &mut docs, "ns"));
         process::register(&mut Api::new(&mut engine, &mut docs, "process"));
+        fs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
+        rootfs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
 
         Shell {
             engine,

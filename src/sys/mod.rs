@@ -13,3 +13,4 @@ pub mod loopdev;
 pub mod mount;
 pub mod mountinfo;
 pub mod safepath;
+pub mod rootfs;

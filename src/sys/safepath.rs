@@ -176,6 +176,7 @@ pub fn symlink(root: BorrowedFd<'_>, target: &str, path: &str) -> Result<()> {
 /// An O_PATH handle on a mount point at `path` inside `root`, creating a directory (or an
 /// empty file when `file` is set, for binding a file) if nothing is there.
 pub fn mount_point(root: BorrowedFd<'_>, path: &str, file: bool) -> Result<OwnedFd> {
+    check_inside("mount", "target", path)?;
     match open_in(root, path, OFlags::PATH) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.errno() == Some(Errno::ENOENT) => {}
@@ -192,6 +193,38 @@ pub fn mount_point(root: BorrowedFd<'_>, path: &str, file: bool) -> Result<Owned
         Err(e) => return Err(rx("mount point", e).path(path)),
     }
     open_in(root, path, OFlags::PATH)
+}
+
+/// Reject a path that climbs above its root by `..` alone ("../x", "a/../../b"): inside a
+/// root such a path is clamped, which is never what the author meant.
+pub fn check_inside(op: &str, arg: &str, path: &str) -> Result<()> {
+    let mut depth: i64 = 0;
+    for c in components(path) {
+        depth += if c == ".." { -1 } else { 1 };
+        if depth < 0 {
+            return Err(SysError::invalid(op, arg, format!("{path:?} is outside the root (it climbs above it with \"..\")")));
+        }
+    }
+    Ok(())
+}
+
+/// Remove `path` inside `root` (a directory when `dir`), never following a final symlink.
+pub fn remove(root: BorrowedFd<'_>, path: &str, dir: bool) -> Result<()> {
+    let (parent, name) = split_last(path).ok_or_else(|| SysError::invalid("remove", "path", "the root itself"))?;
+    let pfd = open_in(root, &parent, OFlags::PATH | OFlags::DIRECTORY)?;
+    let flags = if dir { rfs::AtFlags::REMOVEDIR } else { rfs::AtFlags::empty() };
+    rfs::unlinkat(&pfd, name.as_str(), flags).map_err(|e| rx("remove", e).path(path))
+}
+
+/// Whether something (even a dangling symlink) is at `path` inside `root`.
+pub fn exists(root: BorrowedFd<'_>, path: &str) -> bool {
+    match split_last(path) {
+        None => true,
+        Some((parent, name)) => match open_in(root, &parent, OFlags::PATH | OFlags::DIRECTORY) {
+            Ok(p) => rfs::statat(&p, name.as_str(), rfs::AtFlags::SYMLINK_NOFOLLOW).is_ok(),
+            Err(_) => false,
+        },
+    }
 }
 
 /// Whether the object behind `fd` is a directory.
