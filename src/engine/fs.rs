@@ -338,8 +338,8 @@ pub fn register(api: &mut Api) {
     let sq_text = "Mount a squashfs image read-only (nosuid, nodev) on `target` through a free loop\n\
          device (from /dev/loop-control, autoclear: released when unmounted). Options: subdir\n\
          (mount only this directory of the image, resolved inside the image), noexec, root\n\
-         (resolve target inside it), keep. Returns #{ target, loop }.\n\
-         Example:\n    let m = squashfs(\"/srv/images.sqfs\", \"/mnt\", #{ subdir: \"generic\" }); print(m.loop);";
+         (resolve target inside it), keep. Returns #{ target, device } (the loop device).\n\
+         Example:\n    let m = squashfs(\"/srv/images.sqfs\", \"/mnt\", #{ subdir: \"generic\" }); print(m.device);";
     let sq = |image: &str, target: &str, opts: Map| -> RResult<Map> {
         let o = Opts::new("squashfs", opts, &["subdir", "noexec", "root", "keep"])?;
         let root = o.str("root")?;
@@ -357,7 +357,7 @@ pub fn register(api: &mut Api) {
         own_mount(o.bool("keep", false)?, "squashfs", t.clone());
         let mut m = Map::new();
         m.insert("target".into(), t.into());
-        m.insert("loop".into(), dev.into());
+        m.insert("device".into(), dev.into());
         Ok(m)
     };
     api.func("squashfs", "squashfs(image: string, target: string, opts: map) -> map", sq_text, sq);
