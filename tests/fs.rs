@@ -122,7 +122,7 @@ fn mount_seq_failing_third_op_rolls_back_the_first_two() {
     let out = private_ok(
         &s,
         &format!(
-            r#"let r = mount_seq([#{{ op: "tmpfs", path: "{r}/a", size: "1m" }}, dir("{r}/a/x"), #{{ op: "mount", fstype: "proc", source: "proc", target: "{r}/nope", may_fail: true }}]);
+            r#"let r = mount_seq([dir("{r}/a"), #{{ op: "tmpfs", path: "{r}/a", size: "1m" }}, dir("{r}/a/x"), #{{ op: "mount", fstype: "proc", source: "proc", target: "{r}/nope", may_fail: true }}]);
             print(`ok=${{r.map(|x| x.ok)}}`);
             umount("{r}/a");
             try {{
@@ -133,7 +133,7 @@ fn mount_seq_failing_third_op_rolls_back_the_first_two() {
             r = s.root()
         ),
     );
-    assert!(out.contains("ok=[true, true, false]"), "{out}");
+    assert!(out.contains("ok=[true, true, true, false]"), "{out}");
     assert!(out.contains("caught: mount_seq op 3 (mount) failed; undid the 2 op(s) before it"), "{out}");
     assert!(out.contains("left=[\"a\"]"), "the created directories were removed: {out}");
     assert!(!out.contains("MOUNTED"), "{out}");
@@ -147,6 +147,7 @@ fn hostile_tree(dir: &str, hostdir: &str) {
     std::os::unix::fs::symlink("../../../../../../..", format!("{dir}/up")).unwrap();
     std::os::unix::fs::symlink(hostdir, format!("{dir}/abs")).unwrap();
     std::os::unix::fs::symlink(format!("../../../../..{hostdir}"), format!("{dir}/rel")).unwrap();
+    std::os::unix::fs::symlink("/real", format!("{dir}/inside")).unwrap();
 }
 
 fn assert_host_untouched(hostdir: &str, tag: &str) {
@@ -164,31 +165,44 @@ fn hostile_source_tree_never_leads_outside_the_root() {
     std::fs::create_dir_all(&hostdir).unwrap();
     let tree = s.path("tree");
     hostile_tree(&tree, &hostdir);
+    std::fs::create_dir_all(s.path("newroot")).unwrap();
     let out = private_ok(
         &s,
         &format!(
-            r#"let r = mount_seq([dir("/etc/{tag}"), file("/up/{tag}.f", "x"), #{{ op: "tmpfs", path: "/abs/{tag}" }},
-                                  symlink("/", "/rel/{tag}.l"), #{{ op: "bind", src: "/usr", dst: "/etc/{tag}.b", ro: true }}], #{{ root: "{tree}" }});
-            for x in r {{ print(`${{x.op}} ${{x.path}}`); }}
+            r#"let r = mount_seq([dir("/etc/{tag}"), file("/up/{tag}.f", "x"), #{{ op: "tmpfs", path: "/inside/{tag}" }},
+                                  #{{ op: "tmpfs", path: "/abs/{tag}", may_fail: true }}, #{{ op: "dir", path: "/rel/{tag}", may_fail: true }},
+                                  symlink("/", "/up/{tag}.l"), #{{ op: "bind", src: "/usr", dst: "/etc/{tag}.b", ro: true }}], #{{ root: "{tree}" }});
+            for x in r {{ print(`${{x.op}} ${{x.ok}} ${{x.path ?? x.error.message}}`); }}
             bind("/usr", "/up/etc/{tag}.c", #{{ root: "{tree}", ro: true }});
-            mkdir("/abs/{tag}.d", #{{ root: "{tree}" }});
-            let fs = rootfs(#{{ fsroot: #{{ ro: "{tree}" }}, entries: [file("/etc/{tag}.g", "x"), dir("/abs/{tag}.h")] }});
-            try {{ fs.build("{s}/newroot"); }} catch (e) {{ print(`rootfs: ${{e.message}}`); }}"#,
+            try {{ mkdir("/abs/{tag}.d", #{{ root: "{tree}" }}); }} catch (e) {{ print(`mkdir: ${{e.message}}`); }}
+            let fs = rootfs(#{{ fsroot: #{{ ro: "{tree}" }}, entries: [file("/etc/{tag}.g", "x"), ro_bind("/usr", "/rel/x")] }});
+            try {{ fs.build("{s}/newroot"); print("BUILT"); }} catch (e) {{ print(`rootfs: ${{e.message}}`); }}
+            let fs = rootfs(#{{ fsroot: #{{ ro: "{tree}" }}, entries: [file("/etc/{tag}.g", "x")] }});
+            fs.build("{s}/newroot");
+            print(`newroot=${{list_dir("{s}/newroot")}}`);"#,
             s = s.root()
         ),
     );
-    std::fs::create_dir_all(s.path("newroot")).unwrap();
     // Everything landed inside the tree...
     for p in [format!("{tag}"), format!("{tag}.f"), format!("{tag}.l"), format!("{tag}.b"), format!("{tag}.c")] {
         assert!(std::fs::symlink_metadata(format!("{tree}/{p}")).is_ok(), "{p} not in the tree: {out}");
     }
-    assert!(Path::new(&format!("{tree}{hostdir}/{tag}")).is_dir(), "{out}");
+    // ...links to places missing inside the root are refused, not followed to the host...
+    assert!(out.contains("tmpfs false open(abs, dst): a dangling symlink is in the way"), "{out}");
+    assert!(out.contains("dir false"), "{out}");
+    assert!(out.contains("mkdir: ") && out.contains("rootfs: ") && !out.contains("BUILT"), "{out}");
+    // ...the new root got the file through its `etc -> /` link, inside itself...
+    let newroot = out.lines().find(|l| l.starts_with("newroot=")).expect(&out);
+    assert!(newroot.contains(&format!("\"{tag}.g\"")) && newroot.contains("\"_fsroot_ro\""), "{out}");
+    // mount_seq reports where things really went.
+    assert!(out.contains(&format!("dir true {tree}/{tag}\n")), "{out}");
+    assert!(out.contains(&format!("tmpfs true {tree}/real/{tag}\n")), "{out}");
     // ...mounts too, as the script's own mountinfo shows...
     let m = inner_mounts(&out);
     for (t, _, _) in &m {
-        assert!(!t.starts_with(&hostdir) && !t.contains(&format!("/etc/{tag}")) || t.starts_with(&tree), "mount outside the root: {t}");
+        assert!(!t.starts_with(&hostdir) && !t.starts_with(&format!("/etc/{tag}")), "mount outside the root: {t}");
     }
-    assert!(m.iter().any(|(t, f, _)| *t == format!("{tree}{hostdir}/{tag}") && f == "tmpfs"), "{m:?}");
+    assert!(m.iter().any(|(t, f, _)| *t == format!("{tree}/real/{tag}") && f == "tmpfs"), "{m:?}");
     assert!(m.iter().any(|(t, _, _)| *t == format!("{tree}/{tag}.b")), "{m:?}");
     // ...and nothing on the host.
     assert_host_untouched(&hostdir, &tag);
@@ -463,7 +477,8 @@ fn chroot_pivot_makes_a_dir_the_root() {
     let s = Scratch::new("cq");
     std::fs::create_dir_all(s.path("r")).unwrap();
     std::fs::write(s.path("r/marker"), "m").unwrap();
-    let out = private_ok(&s, &format!(r#"chroot_pivot("{r}"); print(`root=${{list_dir("/")}}`);"#, r = s.path("r")));
+    let out = private_ok(&s, &format!(r#"chroot_pivot("{r}"); print(`root=${{list_dir("/")}}`);
+        mkdir("/proc"); mount(#{{ source: "proc", target: "/proc", fstype: "proc" }});"#, r = s.path("r")));
     assert!(out.contains("root=[\"marker\"]"), "{out}");
 }
 

@@ -42,7 +42,10 @@ pub fn with_place<T>(op: &str, arg: &str, path: &str, root: Option<&str>, f: imp
 pub fn host_path(path: &str, root: Option<&str>) -> String {
     match root {
         None => path.to_string(),
-        Some(r) => format!("{}/{}", r.trim_end_matches('/'), path.trim_start_matches('/')),
+        Some(r) => safepath::open_dir(Path::new(r))
+            .ok()
+            .and_then(|fd| safepath::real_path(fd.as_fd(), path))
+            .unwrap_or_else(|| format!("{}/{}", r.trim_end_matches('/'), path.trim_start_matches('/'))),
     }
 }
 

@@ -227,6 +227,20 @@ pub fn exists(root: BorrowedFd<'_>, path: &str) -> bool {
     }
 }
 
+/// Where `path` inside `root` really is, as a path of the calling process (its parent is
+/// resolved inside the root; the last component is kept as is). None when the parent is
+/// missing.
+pub fn real_path(root: BorrowedFd<'_>, path: &str) -> Option<String> {
+    let (parent, name) = match split_last(path) {
+        None => (".".to_string(), String::new()),
+        Some(x) => x,
+    };
+    let pfd = open_in(root, &parent, OFlags::PATH | OFlags::DIRECTORY).ok()?;
+    let dir = std::fs::read_link(fd_path(&pfd)).ok()?;
+    let dir = dir.to_string_lossy();
+    Some(if name.is_empty() { dir.into_owned() } else { format!("{}/{name}", dir.trim_end_matches('/')) })
+}
+
 /// Whether the object behind `fd` is a directory.
 pub fn is_dir(fd: BorrowedFd<'_>) -> Result<bool> {
     let st = rfs::fstat(fd).map_err(|e| rx("fstat", e))?;
