@@ -164,7 +164,17 @@ pub fn mount(source: Option<&str>, target: Place<'_>, fstype: Option<&str>, flag
         _ => false,
     };
     let tfd = target.open("mount", "target", src_is_file)?;
-    let tpath = fd_path(&tfd);
+    // mount(2) takes a path: a host path as given, a path inside a root through the fd
+    // found inside it (which needs /proc).
+    let tpath = match target {
+        Place::Host(p) => p.to_string(),
+        Place::InRoot(..) => {
+            if !Path::new("/proc/self/fd").exists() {
+                return Err(SysError::invalid("mount", "root", "mount() inside a root needs /proc (use tmpfs(), bind(), squashfs() or overlay(), which do not)"));
+            }
+            fd_path(&tfd)
+        }
+    };
     let detail = format!("{} → {}", source.unwrap_or("none"), target.path());
     nix::mount::mount(source, tpath.as_str(), fstype, nix::mount::MsFlags::from_bits_retain(flags), data).map_err(|e| {
         let err = SysError::os("mount", e).path(target.path()).detail(detail);
