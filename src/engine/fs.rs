@@ -401,6 +401,36 @@ pub fn register(api: &mut Api) {
         },
     );
     api.func(
+        "read_link",
+        "read_link(path: string) -> string or ()",
+        "The target of a symlink as stored, or () when `path` is not a symlink.\n\
+         Example:\n    let bin = read_link(\"/bin\");   // \"usr/bin\" on a usr-merged host",
+        |path: &str| -> Dynamic {
+            std::fs::read_link(path).map(|t| Dynamic::from(t.to_string_lossy().into_owned())).unwrap_or(Dynamic::UNIT)
+        },
+    );
+    api.func(
+        "mkdtemp",
+        "mkdtemp(prefix: string) -> string",
+        "Create a new empty directory /tmp/PREFIX.XXXXXX (mode 0700) for staging mounts; it is\n\
+         removed when the recipe ends (after what is mounted in it is detached).\n\
+         Example:\n    let stage = mkdtemp(\"box\"); squashfs(\"/srv/images.sqfs\", stage);",
+        |prefix: &str| -> RResult<String> {
+            if prefix.contains('/') || prefix.is_empty() {
+                return Err(arg_err("mkdtemp", "prefix", "a plain name without '/'"));
+            }
+            let d = nix::unistd::mkdtemp(format!("/tmp/{prefix}.XXXXXX").as_str())
+                .map_err(|e| sys_err(SysError::os("mkdtemp", e).path(format!("/tmp/{prefix}.XXXXXX"))))?;
+            let d = d.to_string_lossy().into_owned();
+            let rm = d.clone();
+            cleanup::own(format!("directory {d}"), move || match std::fs::remove_dir(&rm) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SysError::io("rmdir", &e).path(&rm)),
+                _ => Ok(()),
+            });
+            Ok(d)
+        },
+    );
+    api.func(
         "mkdir",
         "mkdir(path: string, opts: map)",
         "Create a directory and its missing parents. Options: mode (0o755), root (create it\n\
