@@ -633,3 +633,49 @@ fn overlay_merges_lower_and_upper() {
     assert!(out.contains("ls=[\"a\", \"b\"] a=1"), "{out}");
     assert_eq!(std::fs::read_to_string(s.path("upper/c")).unwrap(), "new");
 }
+
+#[test]
+fn mount2_fallback_binds_read_only_recursively_and_mounts_tmpfs() {
+    let s = Scratch::new("leg");
+    std::fs::create_dir_all(s.path("src/sub")).unwrap();
+    std::fs::create_dir_all(s.path("dst")).unwrap();
+    let out = ctrsh()
+        .env("CTRSH_LEGACY_MOUNT", "1")
+        .arg("-e")
+        .arg(format!(
+            r#"{PRIVATE}tmpfs("{src}/sub", #{{ size: "1m", mode: 0o700 }});
+            bind("{src}", "{dst}", #{{ ro: true }});
+            for p in ["{dst}/a", "{dst}/sub/b"] {{ try {{ write_file(p, "x"); print("WROTE"); }} catch (e) {{ print(e.errno_name); }} }}
+            for m in mounts() {{ if m.target.starts_with("{dst}") {{ print(`${{m.target}} ${{m.options}} ${{m.super_options}}`); }} }}"#,
+            src = s.path("src"),
+            dst = s.path("dst")
+        ))
+        .output()
+        .unwrap();
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o}{}", text(&out.stderr));
+    assert_eq!(o.matches("EROFS").count(), 2, "{o}");
+    assert!(o.contains(&format!("{}/sub ro", s.path("dst"))) && o.contains("size=1024k,mode=700"), "{o}");
+    assert!(host_mounts_with(&s.root()).is_empty());
+}
+
+#[test]
+fn recipe_mounts_are_torn_down_at_the_end_unless_kept() {
+    let s = Scratch::new("own");
+    std::fs::create_dir_all(s.path("a")).unwrap();
+    std::fs::create_dir_all(s.path("b")).unwrap();
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"tmpfs("{a}"); tmpfs("{b}", #{{ keep: true }});
+            print(`owned=${{resources().filter(|r| r.contains("{root}"))}}`);
+            cleanup();
+            for m in mounts() {{ if m.target.starts_with("{root}") {{ print(`STILL ${{m.target}}`); }} }}"#,
+            a = s.path("a"),
+            b = s.path("b"),
+            root = s.root()
+        ),
+    );
+    assert!(out.contains(&format!("owned=[\"tmpfs on {}\"]", s.path("a"))), "{out}");
+    assert!(out.contains(&format!("STILL {}", s.path("b"))) && !out.contains(&format!("STILL {}\n", s.path("a"))), "{out}");
+}

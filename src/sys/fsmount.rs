@@ -151,9 +151,14 @@ pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()> {
         .map_err(|e| rx("move_mount", e))
 }
 
-/// Whether this kernel has the fd-based mount API (probed once: fsopen of tmpfs).
+/// Whether this kernel has the fd-based mount API (probed once: fsopen of tmpfs, ENOSYS
+/// means no). `CTRSH_LEGACY_MOUNT=1` pretends it is missing, to exercise the mount(2)
+/// fallbacks.
 pub fn available() -> bool {
-    thread_local! { static AVAIL: bool = rm::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).is_ok(); }
+    thread_local! {
+        static AVAIL: bool = std::env::var_os("CTRSH_LEGACY_MOUNT").is_none_or(|v| v != "1")
+            && !matches!(rm::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC), Err(rustix::io::Errno::NOSYS));
+    }
     AVAIL.with(|a| *a)
 }
 

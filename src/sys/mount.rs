@@ -209,6 +209,9 @@ pub fn bind(src: &str, dst: Place<'_>, o: BindOpts<'_>) -> Result<()> {
 pub fn bind_fd(sfd: BorrowedFd<'_>, src: &str, dst: Place<'_>, o: BindOpts<'_>) -> Result<()> {
     let ctx = |e: SysError| e.path(dst.path()).detail(format!("bind {src} → {}", dst.path()));
     let file = !safepath::is_dir(sfd)?;
+    if !fsmount::available() {
+        return legacy_bind(sfd, dst, o, file).map_err(ctx);
+    }
     let tree = fsmount::clone_tree(sfd, o.recursive).map_err(ctx)?;
     let bits = o.attrs.bits();
     if bits != 0 || o.idmap.is_some() {
@@ -221,6 +224,88 @@ pub fn bind_fd(sfd: BorrowedFd<'_>, src: &str, dst: Place<'_>, o: BindOpts<'_>) 
     }
     let tfd = dst.open("bind", "dst", file)?;
     fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(ctx)
+}
+
+/// The path mount(2) can use for an O_PATH fd (needs /proc).
+fn proc_fd_path(fd: BorrowedFd<'_>) -> Result<String> {
+    if !Path::new("/proc/self/fd").exists() {
+        return Err(SysError::os("mount", Errno::ENOENT).detail("mount(2) on an fd needs /proc"));
+    }
+    Ok(fd_path(fd))
+}
+
+/// MS_* bits of `Attrs`.
+fn ms_bits(a: Attrs) -> libc::c_ulong {
+    let mut f = 0;
+    if a.ro {
+        f |= libc::MS_RDONLY;
+    }
+    if a.nosuid {
+        f |= libc::MS_NOSUID;
+    }
+    if a.nodev {
+        f |= libc::MS_NODEV;
+    }
+    if a.noexec {
+        f |= libc::MS_NOEXEC;
+    }
+    f
+}
+
+/// bind with mount(2) where the fd-based API is missing: MS_BIND(|MS_REC) onto the target
+/// fd, then a bind-remount of every mount now at or under the target (mountinfo), so
+/// read-only still covers submounts.
+fn legacy_bind(sfd: BorrowedFd<'_>, dst: Place<'_>, o: BindOpts<'_>, file: bool) -> Result<()> {
+    if o.idmap.is_some() {
+        return Err(SysError::os("bind", Errno::ENOSYS).name("idmap").detail("id-mapped mounts need mount_setattr(2)"));
+    }
+    let tfd = dst.open("bind", "dst", file)?;
+    let tpath = proc_fd_path(tfd.as_fd())?;
+    let real = std::fs::read_link(&tpath).map_err(|e| SysError::io("readlink", &e).path(&tpath))?;
+    let real = real.to_string_lossy().into_owned();
+    let rec = if o.recursive { libc::MS_REC } else { 0 };
+    let ms = nix::mount::MsFlags::from_bits_retain;
+    nix::mount::mount(Some(proc_fd_path(sfd)?.as_str()), tpath.as_str(), None::<&str>, ms(libc::MS_BIND | rec), None::<&str>)
+        .map_err(|e| SysError::os("mount", e).detail("MS_BIND"))?;
+    let bits = ms_bits(o.attrs);
+    if bits == 0 {
+        return Ok(());
+    }
+    let under: Vec<String> = super::mountinfo::read(0)?
+        .into_iter()
+        .map(|m| m.target)
+        .filter(|t| *t == real || (o.recursive && t.starts_with(&format!("{}/", real.trim_end_matches('/')))))
+        .collect();
+    for t in under {
+        nix::mount::mount(None::<&str>, t.as_str(), None::<&str>, ms(libc::MS_REMOUNT | libc::MS_BIND | bits), None::<&str>)
+            .map_err(|e| SysError::os("mount", e).path(&t).detail("bind remount"))?;
+    }
+    Ok(())
+}
+
+/// tmpfs with mount(2) where the fd-based API is missing.
+fn legacy_tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
+    let mut data = Vec::new();
+    if let Some(s) = &o.size {
+        data.push(format!("size={s}"));
+    }
+    if let Some(m) = o.mode {
+        data.push(format!("mode={m:o}"));
+    }
+    if let Some(u) = o.uid {
+        data.push(format!("uid={u}"));
+    }
+    if let Some(g) = o.gid {
+        data.push(format!("gid={g}"));
+    }
+    let data = data.join(",");
+    let tfd = dst.open("tmpfs", "dst", false)?;
+    let tpath = match dst {
+        Place::Host(p) => p.to_string(),
+        Place::InRoot(..) => proc_fd_path(tfd.as_fd())?,
+    };
+    nix::mount::mount(Some("tmpfs"), tpath.as_str(), Some("tmpfs"), nix::mount::MsFlags::from_bits_retain(ms_bits(o.attrs)), Some(data.as_str()))
+        .map_err(|e| SysError::os("tmpfs", e).path(dst.path()).detail(data.clone()))
 }
 
 /// Validate a tmpfs size ("64m", "1G", "4096", "50%") and return it in the kernel's syntax.
@@ -285,6 +370,9 @@ pub fn tmpfs_detached(op: &str, o: &TmpfsOpts) -> Result<OwnedFd> {
 
 /// Mount a new tmpfs on `dst`.
 pub fn tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
+    if !fsmount::available() {
+        return legacy_tmpfs(dst, o);
+    }
     let tree = tmpfs_detached("tmpfs", o).map_err(|e| e.path(dst.path()))?;
     let tfd = dst.open("tmpfs", "dst", false)?;
     fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| e.path(dst.path()))

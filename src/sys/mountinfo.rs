@@ -104,11 +104,6 @@ pub fn read(pid: i32) -> Result<Vec<MountEntry>> {
     parse(&text).map_err(|e| e.path(&path))
 }
 
-/// Is `path` (as written in mountinfo) a mount point of the calling process?
-pub fn is_mount_point(path: &str) -> Result<bool> {
-    Ok(read(0)?.iter().any(|m| m.target == path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
