@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PRIVATE: &str = "unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n";
+const PRIVATE: &str =
+    "unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n";
 
 /// A scratch directory named uniquely, removed when dropped (mounts in it only ever exist
 /// inside the scripts' own mount namespaces, which end with them).
@@ -37,21 +38,35 @@ impl Drop for Scratch {
 
 /// The host's mount lines that mention `tag` (none may ever exist).
 fn host_mounts_with(tag: &str) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(tag)).map(String::from).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(tag))
+        .map(String::from)
+        .collect()
 }
 
 /// Run `body` in a private mount namespace, checking the host's mount table is untouched.
 fn private_ok(s: &Scratch, body: &str) -> String {
     assert!(host_mounts_with(&s.root()).is_empty());
-    let out = eval_ok(&format!("{PRIVATE}{body}\nprint(\"--- mountinfo\"); print(read_file(\"/proc/self/mountinfo\"));"));
-    assert!(host_mounts_with(&s.root()).is_empty(), "host mount table changed");
+    let out = eval_ok(&format!(
+        "{PRIVATE}{body}\nprint(\"--- mountinfo\"); print(read_file(\"/proc/self/mountinfo\"));"
+    ));
+    assert!(
+        host_mounts_with(&s.root()).is_empty(),
+        "host mount table changed"
+    );
     out
 }
 
 fn private_err(s: &Scratch, body: &str) -> String {
     let before = host_mounts_with(&s.root());
     let err = eval_err(&format!("{PRIVATE}{body}"));
-    assert_eq!(host_mounts_with(&s.root()), before, "host mount table changed");
+    assert_eq!(
+        host_mounts_with(&s.root()),
+        before,
+        "host mount table changed"
+    );
     err
 }
 
@@ -64,7 +79,11 @@ fn inner_mounts(out: &str) -> Vec<(String, String, String)> {
         .filter_map(|l| {
             let (left, right) = l.split_once(" - ")?;
             let f: Vec<&str> = left.split(' ').collect();
-            Some((f.get(4)?.to_string(), right.split(' ').next()?.to_string(), f.get(5)?.to_string()))
+            Some((
+                f.get(4)?.to_string(),
+                right.split(' ').next()?.to_string(),
+                f.get(5)?.to_string(),
+            ))
         })
         .collect()
 }
@@ -90,11 +109,21 @@ fn bind_ro_makes_writes_fail_with_erofs_also_in_submounts() {
         ),
     );
     assert!(out.contains(&format!("{}/a EROFS", s.path("dst"))), "{out}");
-    assert!(out.contains(&format!("{}/sub/b EROFS", s.path("dst"))), "{out}");
+    assert!(
+        out.contains(&format!("{}/sub/b EROFS", s.path("dst"))),
+        "{out}"
+    );
     let m = inner_mounts(&out);
     let dst = s.path("dst");
-    assert!(m.iter().any(|(t, _, o)| *t == dst && o.starts_with("ro")), "{m:?}");
-    assert!(m.iter().any(|(t, f, o)| *t == format!("{dst}/sub") && f == "tmpfs" && o.starts_with("ro")), "{m:?}");
+    assert!(
+        m.iter().any(|(t, _, o)| *t == dst && o.starts_with("ro")),
+        "{m:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|(t, f, o)| *t == format!("{dst}/sub") && f == "tmpfs" && o.starts_with("ro")),
+        "{m:?}"
+    );
     // The source stayed writable; the host never saw any of it.
     assert!(!Path::new(&s.path("src/a")).exists());
 }
@@ -113,7 +142,10 @@ fn tmpfs_size_mode_uid_gid() {
     let sup = out.lines().find(|l| l.starts_with("super=")).expect(&out);
     assert!(sup.contains("size=2048k"), "{sup}");
     assert!(sup.contains("mode=1770"), "{sup}");
-    assert!(sup.contains("uid=1000") && sup.contains("gid=1001"), "{sup}");
+    assert!(
+        sup.contains("uid=1000") && sup.contains("gid=1001"),
+        "{sup}"
+    );
 }
 
 #[test]
@@ -134,10 +166,21 @@ fn mount_seq_failing_third_op_rolls_back_the_first_two() {
         ),
     );
     assert!(out.contains("ok=[true, true, true, false]"), "{out}");
-    assert!(out.contains("caught: mount_seq op 3 (mount) failed; undid the 2 op(s) before it"), "{out}");
-    assert!(out.contains("left=[\"a\"]"), "the created directories were removed: {out}");
+    assert!(
+        out.contains("caught: mount_seq op 3 (mount) failed; undid the 2 op(s) before it"),
+        "{out}"
+    );
+    assert!(
+        out.contains("left=[\"a\"]"),
+        "the created directories were removed: {out}"
+    );
     assert!(!out.contains("MOUNTED"), "{out}");
-    assert!(!inner_mounts(&out).iter().any(|(t, _, _)| t.starts_with(&s.root())), "{out}");
+    assert!(
+        !inner_mounts(&out)
+            .iter()
+            .any(|(t, _, _)| t.starts_with(&s.root())),
+        "{out}"
+    );
 }
 
 /// A tree holding the usual tricks.
@@ -151,8 +194,16 @@ fn hostile_tree(dir: &str, hostdir: &str) {
 }
 
 fn assert_host_untouched(hostdir: &str, tag: &str) {
-    assert_eq!(std::fs::read_dir(hostdir).unwrap().count(), 0, "something was created in {hostdir}");
-    for p in [format!("/{tag}"), format!("/etc/{tag}"), format!("/tmp/{tag}")] {
+    assert_eq!(
+        std::fs::read_dir(hostdir).unwrap().count(),
+        0,
+        "something was created in {hostdir}"
+    );
+    for p in [
+        format!("/{tag}"),
+        format!("/etc/{tag}"),
+        format!("/tmp/{tag}"),
+    ] {
         assert!(!Path::new(&p).exists(), "{p} was created on the host");
     }
 }
@@ -184,36 +235,84 @@ fn hostile_source_tree_never_leads_outside_the_root() {
         ),
     );
     // Everything landed inside the tree...
-    for p in [format!("{tag}"), format!("{tag}.f"), format!("{tag}.l"), format!("{tag}.b"), format!("{tag}.c")] {
-        assert!(std::fs::symlink_metadata(format!("{tree}/{p}")).is_ok(), "{p} not in the tree: {out}");
+    for p in [
+        tag.clone(),
+        format!("{tag}.f"),
+        format!("{tag}.l"),
+        format!("{tag}.b"),
+        format!("{tag}.c"),
+    ] {
+        assert!(
+            std::fs::symlink_metadata(format!("{tree}/{p}")).is_ok(),
+            "{p} not in the tree: {out}"
+        );
     }
     // ...links to places missing inside the root are refused, not followed to the host...
-    assert!(out.contains("tmpfs false open(abs, dst): a dangling symlink is in the way"), "{out}");
+    assert!(
+        out.contains("tmpfs false open(abs, dst): a dangling symlink is in the way"),
+        "{out}"
+    );
     assert!(out.contains("dir false"), "{out}");
-    assert!(out.contains("mkdir: ") && out.contains("rootfs: ") && !out.contains("BUILT"), "{out}");
+    assert!(
+        out.contains("mkdir: ") && out.contains("rootfs: ") && !out.contains("BUILT"),
+        "{out}"
+    );
     // ...the new root got the file through its `etc -> /` link, inside itself...
     let newroot = out.lines().find(|l| l.starts_with("newroot=")).expect(&out);
-    assert!(newroot.contains(&format!("\"{tag}.g\"")) && newroot.contains("\"_fsroot_ro\""), "{out}");
+    assert!(
+        newroot.contains(&format!("\"{tag}.g\"")) && newroot.contains("\"_fsroot_ro\""),
+        "{out}"
+    );
     // mount_seq reports where things really went.
     assert!(out.contains(&format!("dir true {tree}/{tag}\n")), "{out}");
-    assert!(out.contains(&format!("tmpfs true {tree}/real/{tag}\n")), "{out}");
+    assert!(
+        out.contains(&format!("tmpfs true {tree}/real/{tag}\n")),
+        "{out}"
+    );
     // ...mounts too, as the script's own mountinfo shows...
     let m = inner_mounts(&out);
     for (t, _, _) in &m {
-        assert!(!t.starts_with(&hostdir) && !t.starts_with(&format!("/etc/{tag}")), "mount outside the root: {t}");
+        assert!(
+            !t.starts_with(&hostdir) && !t.starts_with(&format!("/etc/{tag}")),
+            "mount outside the root: {t}"
+        );
     }
-    assert!(m.iter().any(|(t, f, _)| *t == format!("{tree}/real/{tag}") && f == "tmpfs"), "{m:?}");
-    assert!(m.iter().any(|(t, _, _)| *t == format!("{tree}/{tag}.b")), "{m:?}");
+    assert!(
+        m.iter()
+            .any(|(t, f, _)| *t == format!("{tree}/real/{tag}") && f == "tmpfs"),
+        "{m:?}"
+    );
+    assert!(
+        m.iter().any(|(t, _, _)| *t == format!("{tree}/{tag}.b")),
+        "{m:?}"
+    );
     // ...and nothing on the host.
     assert_host_untouched(&hostdir, &tag);
     // Paths that climb out by `..` alone are refused outright.
-    let err = private_err(&s, &format!(r#"mount_seq([dir("../../{tag}")], #{{ root: "{tree}" }});"#));
-    assert!(err.contains("outside the root") && err.contains("path"), "{err}");
+    let err = private_err(
+        &s,
+        &format!(r#"mount_seq([dir("../../{tag}")], #{{ root: "{tree}" }});"#),
+    );
+    assert!(
+        err.contains("outside the root") && err.contains("path"),
+        "{err}"
+    );
     assert_host_untouched(&hostdir, &tag);
 }
 
 fn mksquashfs(src: &str, image: &str) {
-    let st = Command::new("mksquashfs").args([src, image, "-all-root", "-no-progress", "-quiet", "-noappend"]).stdout(Stdio::null()).status().expect("mksquashfs is installed");
+    let st = Command::new("mksquashfs")
+        .args([
+            src,
+            image,
+            "-all-root",
+            "-no-progress",
+            "-quiet",
+            "-noappend",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("mksquashfs is installed");
     assert!(st.success());
 }
 
@@ -242,7 +341,10 @@ fn loop_released(image: &str) -> bool {
 #[test]
 fn squashfs_subdirectory_and_loop_device_released() {
     let s = Scratch::new("sq");
-    for (d, f) in [("generic/etc", "os-release"), ("alpine/etc", "alpine-release")] {
+    for (d, f) in [
+        ("generic/etc", "os-release"),
+        ("alpine/etc", "alpine-release"),
+    ] {
         std::fs::create_dir_all(s.path(&format!("src/{d}"))).unwrap();
         std::fs::write(s.path(&format!("src/{d}/{f}")), "x\n").unwrap();
     }
@@ -269,7 +371,10 @@ fn squashfs_subdirectory_and_loop_device_released() {
     assert!(loop_released(&image), "the loop device still holds {image}");
     // Also when the script just ends with the image mounted: the recipe's teardown (and the
     // end of its mount namespace) release it.
-    private_ok(&s, &format!(r#"squashfs("{image}", "{mnt}");"#, mnt = s.path("mnt")));
+    private_ok(
+        &s,
+        &format!(r#"squashfs("{image}", "{mnt}");"#, mnt = s.path("mnt")),
+    );
     assert!(loop_released(&image), "the loop device still holds {image}");
 }
 
@@ -359,9 +464,15 @@ fn idmapped_bind_shows_host_uid_1000_as_root_in_the_container() {
     std::fs::write(&done, "").unwrap();
     let st = proc.wait().unwrap();
     assert!(st.success());
-    assert_eq!(inside, "0:0", "owner inside the container through the idmapped mount");
+    assert_eq!(
+        inside, "0:0",
+        "owner inside the container through the idmapped mount"
+    );
     assert_eq!(host_view, "100000:100000");
-    assert_eq!(plain, "65534:65534", "without the idmapped mount the file is unmapped");
+    assert_eq!(
+        plain, "65534:65534",
+        "without the idmapped mount the file is unmapped"
+    );
     assert_eq!(std::fs::metadata(s.path("src/f")).unwrap().uid(), 1000);
     assert!(host_mounts_with(&s.root()).is_empty());
 }
@@ -374,12 +485,18 @@ struct Userns {
 
 impl Userns {
     fn start(map: &str) -> Userns {
-        let child = Command::new("unshare").args(["--user", "sleep", "120"]).spawn().unwrap();
+        let child = Command::new("unshare")
+            .args(["--user", "sleep", "120"])
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let end = Instant::now() + Duration::from_secs(5);
         loop {
             let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
-            if std::fs::read_link(format!("/proc/{pid}/ns/user")).map(|l| l != mine).unwrap_or(false) {
+            if std::fs::read_link(format!("/proc/{pid}/ns/user"))
+                .map(|l| l != mine)
+                .unwrap_or(false)
+            {
                 break;
             }
             assert!(Instant::now() < end);
@@ -448,9 +565,22 @@ fn rootfs_build_lists_exactly_the_entries_and_pivot_into_it() {
     // After the pivot the script's mount table is the container's only.
     let m = inner_mounts(&out);
     let targets: Vec<&str> = m.iter().map(|(t, _, _)| t.as_str()).collect();
-    assert!(targets.contains(&"/") && targets.contains(&"/proc") && targets.contains(&"/dev/pts") && targets.contains(&"/usr"), "{targets:?}");
-    assert!(!targets.iter().any(|t| t.starts_with("/tmp/ctrsh-fs")), "{targets:?}");
-    assert!(m.iter().any(|(t, f, o)| t == "/" && f == "tmpfs" && o.contains("nosuid")), "{m:?}");
+    assert!(
+        targets.contains(&"/")
+            && targets.contains(&"/proc")
+            && targets.contains(&"/dev/pts")
+            && targets.contains(&"/usr"),
+        "{targets:?}"
+    );
+    assert!(
+        !targets.iter().any(|t| t.starts_with("/tmp/ctrsh-fs")),
+        "{targets:?}"
+    );
+    assert!(
+        m.iter()
+            .any(|(t, f, o)| t == "/" && f == "tmpfs" && o.contains("nosuid")),
+        "{m:?}"
+    );
 }
 
 #[test]
@@ -468,8 +598,14 @@ fn chroot_pivot_swaps_two_mounts() {
             app = s.path("app")
         ),
     );
-    assert!(out.contains("now=[\"B\", \"old\"] old=[\"A\", \"next\"]"), "{out}");
-    assert!(out.contains("cwd=true"), "the shell's own root is back: {out}");
+    assert!(
+        out.contains("now=[\"B\", \"old\"] old=[\"A\", \"next\"]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cwd=true"),
+        "the shell's own root is back: {out}"
+    );
 }
 
 #[test]
@@ -477,8 +613,14 @@ fn chroot_pivot_makes_a_dir_the_root() {
     let s = Scratch::new("cq");
     std::fs::create_dir_all(s.path("r")).unwrap();
     std::fs::write(s.path("r/marker"), "m").unwrap();
-    let out = private_ok(&s, &format!(r#"chroot_pivot("{r}"); print(`root=${{list_dir("/")}}`);
-        mkdir("/proc"); mount(#{{ source: "proc", target: "/proc", fstype: "proc" }});"#, r = s.path("r")));
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"chroot_pivot("{r}"); print(`root=${{list_dir("/")}}`);
+        mkdir("/proc"); mount(#{{ source: "proc", target: "/proc", fstype: "proc" }});"#,
+            r = s.path("r")
+        ),
+    );
     assert!(out.contains("root=[\"marker\"]"), "{out}");
 }
 
@@ -488,20 +630,65 @@ fn bad_input_is_named_and_changes_nothing() {
     std::fs::create_dir_all(s.path("d")).unwrap();
     let d = s.path("d");
     let cases: Vec<(String, Vec<&str>)> = vec![
-        (format!(r#"bind("{d}/missing-source", "{d}");"#), vec!["bind(", "src", "does not exist"]),
-        (format!(r#"mount(#{{ source: "{d}/nope", target: "{d}", flags: ["bind"] }});"#), vec!["source", "does not exist"]),
-        (r#"tmpfs("relative/dir");"#.to_string(), vec!["tmpfs(dst)", "relative"]),
+        (
+            format!(r#"bind("{d}/missing-source", "{d}");"#),
+            vec!["bind(", "src", "does not exist"],
+        ),
+        (
+            format!(r#"mount(#{{ source: "{d}/nope", target: "{d}", flags: ["bind"] }});"#),
+            vec!["source", "does not exist"],
+        ),
+        (
+            r#"tmpfs("relative/dir");"#.to_string(),
+            vec!["tmpfs(dst)", "relative"],
+        ),
         (format!(r#"bind("usr", "{d}");"#), vec!["src", "relative"]),
-        (format!(r#"mount_seq([#{{ op: "tmpfs", path: "../../../x" }}], #{{ root: "{d}" }});"#), vec!["path", "outside the root"]),
-        (format!(r#"rootfs(#{{ entries: [dir("/../../etc")] }}).build("{d}");"#), vec!["path", "outside the root"]),
-        (format!(r#"mount(#{{ source: "none", target: "{d}", fstype: "tmpfss" }});"#), vec!["fstype", "unknown filesystem type \"tmpfss\"", "did you mean tmpfs"]),
-        (format!(r#"tmpfs("{d}", #{{ size: "12Q" }});"#), vec!["size", "\"12Q\" is not a size"]),
-        (format!(r#"tmpfs("{d}", #{{ sise: "1m" }});"#), vec!["sise", "did you mean size"]),
-        (format!(r#"bind("/usr", "{d}", #{{ read_only: true }});"#), vec!["read_only", "unknown option"]),
-        (format!(r#"mount(#{{ source: "none", target: "{d}", fstype: "tmpfs", flags: ["nosiud"] }});"#), vec!["flags", "did you mean nosuid"]),
-        (r#"rootfs(#{ entries: [#{ op: "dirr", path: "/x" }] });"#.to_string(), vec!["unknown entry op", "did you mean dir"]),
-        (format!(r#"propagation("{d}", "privat");"#), vec!["kind", "unknown propagation"]),
-        (format!(r#"squashfs("{d}/none.sqfs", "{d}");"#), vec!["image", "does not exist"]),
+        (
+            format!(r#"mount_seq([#{{ op: "tmpfs", path: "../../../x" }}], #{{ root: "{d}" }});"#),
+            vec!["path", "outside the root"],
+        ),
+        (
+            format!(r#"rootfs(#{{ entries: [dir("/../../etc")] }}).build("{d}");"#),
+            vec!["path", "outside the root"],
+        ),
+        (
+            format!(r#"mount(#{{ source: "none", target: "{d}", fstype: "tmpfss" }});"#),
+            vec![
+                "fstype",
+                "unknown filesystem type \"tmpfss\"",
+                "did you mean tmpfs",
+            ],
+        ),
+        (
+            format!(r#"tmpfs("{d}", #{{ size: "12Q" }});"#),
+            vec!["size", "\"12Q\" is not a size"],
+        ),
+        (
+            format!(r#"tmpfs("{d}", #{{ sise: "1m" }});"#),
+            vec!["sise", "did you mean size"],
+        ),
+        (
+            format!(r#"bind("/usr", "{d}", #{{ read_only: true }});"#),
+            vec!["read_only", "unknown option"],
+        ),
+        (
+            format!(
+                r#"mount(#{{ source: "none", target: "{d}", fstype: "tmpfs", flags: ["nosiud"] }});"#
+            ),
+            vec!["flags", "did you mean nosuid"],
+        ),
+        (
+            r#"rootfs(#{ entries: [#{ op: "dirr", path: "/x" }] });"#.to_string(),
+            vec!["unknown entry op", "did you mean dir"],
+        ),
+        (
+            format!(r#"propagation("{d}", "privat");"#),
+            vec!["kind", "unknown propagation"],
+        ),
+        (
+            format!(r#"squashfs("{d}/none.sqfs", "{d}");"#),
+            vec!["image", "does not exist"],
+        ),
     ];
     for (code, wants) in cases {
         let err = private_err(&s, &code);
@@ -509,7 +696,11 @@ fn bad_input_is_named_and_changes_nothing() {
             assert!(err.contains(w), "for {code}: expected {w:?} in:\n{err}");
         }
         assert!(!err.contains("panicked"), "{err}");
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0, "{code} left something in {d}");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            0,
+            "{code} left something in {d}"
+        );
     }
     let mode = std::fs::metadata(&d).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
@@ -535,7 +726,11 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn scripts_compile_and_use_only_known_functions_besides_spawn() {
     for name in ["hello.rhai", "toybox.rhai", "ctrtool-squashfs.rhai"] {
-        let out = ctrsh().arg("check").arg(format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))).output().unwrap();
+        let out = ctrsh()
+            .arg("check")
+            .arg(format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR")))
+            .output()
+            .unwrap();
         let err = text(&out.stderr);
         for line in err.lines().filter(|l| l.contains("unknown function")) {
             assert!(line.contains("spawn()"), "{name}: {line}");
@@ -546,8 +741,13 @@ fn scripts_compile_and_use_only_known_functions_besides_spawn() {
 
 #[test]
 fn script_hello_prints_hello_world() {
-    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count();
-    let Some(out) = run_script("hello.rhai", &[]) else { return };
+    let before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    let Some(out) = run_script("hello.rhai", &[]) else {
+        return;
+    };
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello, world!\n");
     let _ = before;
@@ -558,12 +758,21 @@ fn script_toybox_root_is_exactly_the_plan() {
     let tag = unique("toy");
     let Some(out) = run_script(
         "toybox.rhai",
-        &["/bin/sh", "-c", &format!("ls /; touch /usr/{tag} 2>&1; ls /home /var 2>&1; ls /proc | grep -c '^[0-9]'")],
+        &[
+            "/bin/sh",
+            "-c",
+            &format!(
+                "ls /; touch /usr/{tag} 2>&1; ls /home /var 2>&1; ls /proc | grep -c '^[0-9]'"
+            ),
+        ],
     ) else {
         return;
     };
     let o = text(&out.stdout);
-    assert!(o.starts_with("bin\ndev\netc\nlib\nlib64\nproc\nroot\nsbin\nsys\ntmp\nusr\n"), "{o}");
+    assert!(
+        o.starts_with("bin\ndev\netc\nlib\nlib64\nproc\nroot\nsbin\nsys\ntmp\nusr\n"),
+        "{o}"
+    );
     assert!(o.contains("Read-only file system"), "{o}");
     assert!(o.contains("/home") && o.contains("No such file"), "{o}");
     assert!(!Path::new(&format!("/usr/{tag}")).exists());
@@ -575,7 +784,15 @@ fn script_ctrtool_squashfs_runs_from_a_subdirectory() {
     let s = Scratch::new("ctq");
     // Two trees in one image; each holds a shell and the libraries it needs.
     for tree in ["generic", "other"] {
-        for f in ["/usr/bin/sh", "/usr/bin/ls", "/usr/bin/cat", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libselinux.so.1", "/lib/x86_64-linux-gnu/libpcre2-8.so.0"] {
+        for f in [
+            "/usr/bin/sh",
+            "/usr/bin/ls",
+            "/usr/bin/cat",
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib64/ld-linux-x86-64.so.2",
+            "/lib/x86_64-linux-gnu/libselinux.so.1",
+            "/lib/x86_64-linux-gnu/libpcre2-8.so.0",
+        ] {
             if Path::new(f).exists() {
                 let dst = s.path(&format!("src/{tree}{f}"));
                 std::fs::create_dir_all(Path::new(&dst).parent().unwrap()).unwrap();
@@ -587,7 +804,18 @@ fn script_ctrtool_squashfs_runs_from_a_subdirectory() {
     }
     let image = s.path("images.sqfs");
     mksquashfs(&s.path("src"), &image);
-    let Some(out) = run_script("ctrtool-squashfs.rhai", &[&image, "generic", "/bin/sh", "-c", "cat /which; ls /; ls -l /var"]) else { return };
+    let Some(out) = run_script(
+        "ctrtool-squashfs.rhai",
+        &[
+            &image,
+            "generic",
+            "/bin/sh",
+            "-c",
+            "cat /which; ls /; ls -l /var",
+        ],
+    ) else {
+        return;
+    };
     let o = text(&out.stdout);
     assert!(out.status.success(), "{o}{}", text(&out.stderr));
     assert!(o.contains("generic") && !o.contains("other"), "{o}");
@@ -598,9 +826,33 @@ fn script_ctrtool_squashfs_runs_from_a_subdirectory() {
 #[test]
 fn every_fs_function_is_documented_with_an_example() {
     for name in [
-        "mount", "bind", "tmpfs", "umount", "propagation", "pivot_root", "chroot", "chroot_pivot", "pivot_into", "mounts", "renameat2", "squashfs",
-        "overlay", "list_dir", "read_link", "mkdtemp", "mkdir", "rootfs", "build", "enter", "dir", "file", "symlink", "ro_bind", "dev_bind",
-        "bind_entry", "mount_seq",
+        "mount",
+        "bind",
+        "tmpfs",
+        "umount",
+        "propagation",
+        "pivot_root",
+        "chroot",
+        "chroot_pivot",
+        "pivot_into",
+        "mounts",
+        "renameat2",
+        "squashfs",
+        "overlay",
+        "list_dir",
+        "read_link",
+        "mkdtemp",
+        "mkdir",
+        "rootfs",
+        "build",
+        "enter",
+        "dir",
+        "file",
+        "symlink",
+        "ro_bind",
+        "dev_bind",
+        "bind_entry",
+        "mount_seq",
     ] {
         let out = ctrsh().args(["doc", name]).output().unwrap();
         let o = text(&out.stdout);
@@ -655,7 +907,10 @@ fn mount2_fallback_binds_read_only_recursively_and_mounts_tmpfs() {
     let o = text(&out.stdout);
     assert!(out.status.success(), "{o}{}", text(&out.stderr));
     assert_eq!(o.matches("EROFS").count(), 2, "{o}");
-    assert!(o.contains(&format!("{}/sub ro", s.path("dst"))) && o.contains("size=1024k,mode=700"), "{o}");
+    assert!(
+        o.contains(&format!("{}/sub ro", s.path("dst"))) && o.contains("size=1024k,mode=700"),
+        "{o}"
+    );
     assert!(host_mounts_with(&s.root()).is_empty());
 }
 
@@ -676,6 +931,13 @@ fn recipe_mounts_are_torn_down_at_the_end_unless_kept() {
             root = s.root()
         ),
     );
-    assert!(out.contains(&format!("owned=[\"tmpfs on {}\"]", s.path("a"))), "{out}");
-    assert!(out.contains(&format!("STILL {}", s.path("b"))) && !out.contains(&format!("STILL {}\n", s.path("a"))), "{out}");
+    assert!(
+        out.contains(&format!("owned=[\"tmpfs on {}\"]", s.path("a"))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("STILL {}", s.path("b")))
+            && !out.contains(&format!("STILL {}\n", s.path("a"))),
+        "{out}"
+    );
 }

@@ -23,7 +23,13 @@ use crate::sys::ns::NsKind;
 use crate::sys::{safepath, SysError};
 
 /// Run `f` with the target place: inside `root` when given, else on the host.
-pub fn with_place<T>(op: &str, arg: &str, path: &str, root: Option<&str>, f: impl FnOnce(Place<'_>) -> crate::sys::Result<T>) -> RResult<T> {
+pub fn with_place<T>(
+    op: &str,
+    arg: &str,
+    path: &str,
+    root: Option<&str>,
+    f: impl FnOnce(Place<'_>) -> crate::sys::Result<T>,
+) -> RResult<T> {
     match root {
         None => f(Place::Host(path)).script(),
         Some(r) => {
@@ -32,7 +38,9 @@ pub fn with_place<T>(op: &str, arg: &str, path: &str, root: Option<&str>, f: imp
                 return Err(arg_err(op, arg, "an empty path"));
             }
             safepath::check_inside(op, arg, path).script()?;
-            let fd = safepath::open_dir(Path::new(r)).map_err(|e| e.name("root")).script()?;
+            let fd = safepath::open_dir(Path::new(r))
+                .map_err(|e| e.name("root"))
+                .script()?;
             f(Place::InRoot(fd.as_fd(), path)).script()
         }
     }
@@ -45,7 +53,13 @@ pub fn host_path(path: &str, root: Option<&str>) -> String {
         Some(r) => safepath::open_dir(Path::new(r))
             .ok()
             .and_then(|fd| safepath::real_path(fd.as_fd(), path))
-            .unwrap_or_else(|| format!("{}/{}", r.trim_end_matches('/'), path.trim_start_matches('/'))),
+            .unwrap_or_else(|| {
+                format!(
+                    "{}/{}",
+                    r.trim_end_matches('/'),
+                    path.trim_start_matches('/')
+                )
+            }),
     }
 }
 
@@ -65,7 +79,12 @@ pub fn own_mount(keep: bool, what: &str, path: String) {
 }
 
 fn attrs_of(o: &Opts, ro_default: bool) -> RResult<Attrs> {
-    Ok(Attrs { ro: o.bool("ro", ro_default)?, nosuid: o.bool("nosuid", false)?, nodev: o.bool("nodev", false)?, noexec: o.bool("noexec", false)? })
+    Ok(Attrs {
+        ro: o.bool("ro", ro_default)?,
+        nosuid: o.bool("nosuid", false)?,
+        nodev: o.bool("nodev", false)?,
+        noexec: o.bool("noexec", false)?,
+    })
 }
 
 /// A `MountEntry` as a script map.
@@ -82,32 +101,69 @@ pub fn entry_map(m: &MountEntry) -> Map {
     map.insert("super_options".into(), m.super_opts.clone().into());
     map.insert("propagation".into(), m.propagation().into());
     map.insert("ro".into(), m.read_only().into());
-    map.insert("optional".into(), m.optional.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into());
+    map.insert(
+        "optional".into(),
+        m.optional
+            .iter()
+            .map(|s| Dynamic::from(s.clone()))
+            .collect::<Array>()
+            .into(),
+    );
     map
 }
 
 fn mounts_of(pid: i64) -> RResult<Array> {
     let pid = int_arg::<i32>("mounts", "pid", pid)?;
-    Ok(mountinfo::read(pid).script()?.iter().map(|m| Dynamic::from(entry_map(m))).collect())
+    Ok(mountinfo::read(pid)
+        .script()?
+        .iter()
+        .map(|m| Dynamic::from(entry_map(m)))
+        .collect())
 }
 
-pub const BIND_KEYS: &[&str] = &["ro", "recursive", "idmap", "nosuid", "nodev", "noexec", "root", "keep"];
-pub const TMPFS_KEYS: &[&str] = &["size", "mode", "uid", "gid", "ro", "nosuid", "nodev", "noexec", "root", "keep"];
-pub const MOUNT_KEYS: &[&str] = &["source", "target", "fstype", "flags", "data", "root", "keep"];
+pub const BIND_KEYS: &[&str] = &[
+    "ro",
+    "recursive",
+    "idmap",
+    "nosuid",
+    "nodev",
+    "noexec",
+    "root",
+    "keep",
+];
+pub const TMPFS_KEYS: &[&str] = &[
+    "size", "mode", "uid", "gid", "ro", "nosuid", "nodev", "noexec", "root", "keep",
+];
+pub const MOUNT_KEYS: &[&str] = &[
+    "source", "target", "fstype", "flags", "data", "root", "keep",
+];
 
 /// Parse `flags` of mount(): an array of names or one "ro,nosuid" string.
 pub fn mount_flags(op: &str, v: Option<&Dynamic>) -> RResult<libc::c_ulong> {
     let Some(v) = v else { return Ok(0) };
     let mut bits = 0;
     let names = strs_of(op, "flags", v)?;
-    for n in names.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    for n in names
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         match mount::parse_flag(n) {
             Some(b) => bits |= b,
             None => {
                 let known: Vec<String> = mount::FLAG_NAMES.iter().map(|s| s.to_string()).collect();
                 let near = super::report::nearest(n, &known, 3);
-                let hint = if near.is_empty() { String::new() } else { format!("; did you mean {}?", near.join(", ")) };
-                return Err(arg_err(op, "flags", format!("unknown mount flag {n:?}{hint}")));
+                let hint = if near.is_empty() {
+                    String::new()
+                } else {
+                    format!("; did you mean {}?", near.join(", "))
+                };
+                return Err(arg_err(
+                    op,
+                    "flags",
+                    format!("unknown mount flag {n:?}{hint}"),
+                ));
             }
         }
     }
@@ -119,8 +175,15 @@ pub fn check_fstype(op: &str, fstype: &str) -> RResult<()> {
     if mount::fstype_known(fstype) == Some(false) {
         let known = mount::fstypes();
         let near = super::report::nearest(fstype, &known, 3);
-        let hint = if near.is_empty() { "see /proc/filesystems".to_string() } else { format!("did you mean {}?", near.join(", ")) };
-        return Err(super::error::sys_err(SysError::invalid(op, "fstype", format!("unknown filesystem type {fstype:?}")).hint(hint)));
+        let hint = if near.is_empty() {
+            "see /proc/filesystems".to_string()
+        } else {
+            format!("did you mean {}?", near.join(", "))
+        };
+        return Err(super::error::sys_err(
+            SysError::invalid(op, "fstype", format!("unknown filesystem type {fstype:?}"))
+                .hint(hint),
+        ));
     }
     Ok(())
 }
@@ -137,15 +200,38 @@ pub fn do_mount(o: &Opts) -> RResult<String> {
     let flags = mount_flags(o.op, o.get("flags"))?;
     if let Some(t) = &fstype {
         check_fstype(o.op, t)?;
-    } else if flags & (libc::MS_BIND | libc::MS_MOVE | libc::MS_REMOUNT | libc::MS_PRIVATE | libc::MS_SLAVE | libc::MS_SHARED | libc::MS_UNBINDABLE) == 0 {
-        return Err(arg_err(o.op, "fstype", "a filesystem type is needed (e.g. \"tmpfs\", \"proc\"), or a flag such as \"bind\""));
+    } else if flags
+        & (libc::MS_BIND
+            | libc::MS_MOVE
+            | libc::MS_REMOUNT
+            | libc::MS_PRIVATE
+            | libc::MS_SLAVE
+            | libc::MS_SHARED
+            | libc::MS_UNBINDABLE)
+        == 0
+    {
+        return Err(arg_err(
+            o.op,
+            "fstype",
+            "a filesystem type is needed (e.g. \"tmpfs\", \"proc\"), or a flag such as \"bind\"",
+        ));
     }
     if flags & libc::MS_BIND != 0 {
-        let s = source.as_deref().ok_or_else(|| arg_err(o.op, "source", "a bind mount needs a source"))?;
+        let s = source
+            .as_deref()
+            .ok_or_else(|| arg_err(o.op, "source", "a bind mount needs a source"))?;
         mount::open_source(o.op, "source", s).script()?;
     }
     let data = o.str("data")?;
-    with_place(o.op, "target", &target, root.as_deref(), |p| mount::mount(source.as_deref(), p, fstype.as_deref(), flags, data.as_deref()))?;
+    with_place(o.op, "target", &target, root.as_deref(), |p| {
+        mount::mount(
+            source.as_deref(),
+            p,
+            fstype.as_deref(),
+            flags,
+            data.as_deref(),
+        )
+    })?;
     Ok(host_path(&target, root.as_deref()))
 }
 
@@ -161,14 +247,21 @@ pub fn do_bind(op: &str, src: &str, dst: &str, o: &Opts) -> RResult<String> {
         mount::need_absolute(op, "dst", dst).script()?;
     }
     mount::open_source(op, "src", src).script()?;
-    let bo = BindOpts { recursive, attrs, idmap: idmap.as_ref().map(|n| n.as_fd()) };
+    let bo = BindOpts {
+        recursive,
+        attrs,
+        idmap: idmap.as_ref().map(|n| n.as_fd()),
+    };
     with_place(op, "dst", dst, root.as_deref(), |p| mount::bind(src, p, bo))?;
     Ok(host_path(dst, root.as_deref()))
 }
 
 pub fn tmpfs_opts(o: &Opts) -> RResult<TmpfsOpts> {
     Ok(TmpfsOpts {
-        size: o.get("size").map(|v| size_of(o.op, "size", v)).transpose()?,
+        size: o
+            .get("size")
+            .map(|v| size_of(o.op, "size", v))
+            .transpose()?,
         mode: o.mode("mode")?,
         uid: o.id("uid")?,
         gid: o.id("gid")?,
@@ -203,7 +296,10 @@ pub fn register(api: &mut Api) {
             Ok(t)
         },
     );
-    for (sig, with_opts) in [("bind(src: string, dst: string)", false), ("bind(src: string, dst: string, opts: map)", true)] {
+    for (sig, with_opts) in [
+        ("bind(src: string, dst: string)", false),
+        ("bind(src: string, dst: string, opts: map)", true),
+    ] {
         let text = "Bind-mount `src` onto `dst`, with every submount (`recursive: false` for just the top).\n\
              Options: ro (read-only on every submount, via mount_setattr AT_RECURSIVE), nosuid,\n\
              nodev, noexec, idmap (an Ns of kind user, or a Process whose user namespace to use:\n\
@@ -211,57 +307,97 @@ pub fn register(api: &mut Api) {
              directory, creating the mount point), keep (do not detach when the recipe ends).\n\
              Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    bind(\"/usr\", \"/mnt\", #{ ro: true });";
         if with_opts {
-            api.func("bind", sig, text, |src: &str, dst: &str, opts: Map| -> RResult<String> {
-                let o = Opts::new("bind", opts, BIND_KEYS)?;
-                let keep = o.bool("keep", false)?;
-                let t = do_bind("bind", src, dst, &o)?;
-                own_mount(keep, "bind", t.clone());
-                Ok(t)
-            });
+            api.func(
+                "bind",
+                sig,
+                text,
+                |src: &str, dst: &str, opts: Map| -> RResult<String> {
+                    let o = Opts::new("bind", opts, BIND_KEYS)?;
+                    let keep = o.bool("keep", false)?;
+                    let t = do_bind("bind", src, dst, &o)?;
+                    own_mount(keep, "bind", t.clone());
+                    Ok(t)
+                },
+            );
         } else {
-            api.func("bind", sig, text, |src: &str, dst: &str| -> RResult<String> {
-                let o = Opts::new("bind", Map::new(), BIND_KEYS)?;
-                let t = do_bind("bind", src, dst, &o)?;
-                own_mount(false, "bind", t.clone());
-                Ok(t)
-            });
+            api.func(
+                "bind",
+                sig,
+                text,
+                |src: &str, dst: &str| -> RResult<String> {
+                    let o = Opts::new("bind", Map::new(), BIND_KEYS)?;
+                    let t = do_bind("bind", src, dst, &o)?;
+                    own_mount(false, "bind", t.clone());
+                    Ok(t)
+                },
+            );
         }
     }
     let tmpfs_text = "Mount a new tmpfs on `dst`. Options: size (\"64m\", \"1g\", \"50%\" or bytes), mode\n\
          (0o755), uid, gid, ro, nosuid, nodev, noexec, root (resolve dst inside it), keep.\n\
          Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    tmpfs(\"/mnt\", #{ size: \"16m\", mode: 0o700 });";
-    api.func("tmpfs", "tmpfs(dst: string, opts: map) -> string", tmpfs_text, |dst: &str, opts: Map| -> RResult<String> {
-        let o = Opts::new("tmpfs", opts, TMPFS_KEYS)?;
-        let keep = o.bool("keep", false)?;
-        let t = do_tmpfs(dst, &o)?;
-        own_mount(keep, "tmpfs", t.clone());
-        Ok(t)
-    });
-    api.func("tmpfs", "tmpfs(dst: string) -> string", tmpfs_text, |dst: &str| -> RResult<String> {
-        let o = Opts::new("tmpfs", Map::new(), TMPFS_KEYS)?;
-        let t = do_tmpfs(dst, &o)?;
-        own_mount(false, "tmpfs", t.clone());
-        Ok(t)
-    });
-    let umount_text = "Unmount `path` (never following a final symlink). `detach: true` is MNT_DETACH: gone\n\
+    api.func(
+        "tmpfs",
+        "tmpfs(dst: string, opts: map) -> string",
+        tmpfs_text,
+        |dst: &str, opts: Map| -> RResult<String> {
+            let o = Opts::new("tmpfs", opts, TMPFS_KEYS)?;
+            let keep = o.bool("keep", false)?;
+            let t = do_tmpfs(dst, &o)?;
+            own_mount(keep, "tmpfs", t.clone());
+            Ok(t)
+        },
+    );
+    api.func(
+        "tmpfs",
+        "tmpfs(dst: string) -> string",
+        tmpfs_text,
+        |dst: &str| -> RResult<String> {
+            let o = Opts::new("tmpfs", Map::new(), TMPFS_KEYS)?;
+            let t = do_tmpfs(dst, &o)?;
+            own_mount(false, "tmpfs", t.clone());
+            Ok(t)
+        },
+    );
+    let umount_text =
+        "Unmount `path` (never following a final symlink). `detach: true` is MNT_DETACH: gone\n\
          from the tree at once, freed when no longer used.\n\
          Example:\n    umount(\"/mnt\", #{ detach: true });";
-    api.func("umount", "umount(path: string, opts: map)", umount_text, |path: &str, opts: Map| -> RResult<()> {
-        let o = Opts::new("umount", opts, &["detach"])?;
-        mount::umount(path, o.bool("detach", false)?).script()
-    });
-    api.func("umount", "umount(path: string)", umount_text, |path: &str| -> RResult<()> { mount::umount(path, false).script() });
-    let prop_text = "Set the propagation of the mount at `path`: \"private\", \"slave\", \"shared\" or\n\
+    api.func(
+        "umount",
+        "umount(path: string, opts: map)",
+        umount_text,
+        |path: &str, opts: Map| -> RResult<()> {
+            let o = Opts::new("umount", opts, &["detach"])?;
+            mount::umount(path, o.bool("detach", false)?).script()
+        },
+    );
+    api.func(
+        "umount",
+        "umount(path: string)",
+        umount_text,
+        |path: &str| -> RResult<()> { mount::umount(path, false).script() },
+    );
+    let prop_text =
+        "Set the propagation of the mount at `path`: \"private\", \"slave\", \"shared\" or\n\
          \"unbindable\"; `recursive: true` for every mount below too. Do this first in a new\n\
          mount namespace so nothing propagates back to the host.\n\
          Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });";
-    api.func("propagation", "propagation(path: string, kind: string, opts: map)", prop_text, |path: &str, kind: &str, opts: Map| -> RResult<()> {
-        let o = Opts::new("propagation", opts, &["recursive"])?;
-        mount::propagation(path, kind, o.bool("recursive", false)?).script()
-    });
-    api.func("propagation", "propagation(path: string, kind: string)", prop_text, |path: &str, kind: &str| -> RResult<()> {
-        mount::propagation(path, kind, false).script()
-    });
+    api.func(
+        "propagation",
+        "propagation(path: string, kind: string, opts: map)",
+        prop_text,
+        |path: &str, kind: &str, opts: Map| -> RResult<()> {
+            let o = Opts::new("propagation", opts, &["recursive"])?;
+            mount::propagation(path, kind, o.bool("recursive", false)?).script()
+        },
+    );
+    api.func(
+        "propagation",
+        "propagation(path: string, kind: string)",
+        prop_text,
+        |path: &str, kind: &str| -> RResult<()> { mount::propagation(path, kind, false).script() },
+    );
     api.func(
         "pivot_root",
         "pivot_root(new_root: string, put_old: string)",
@@ -302,10 +438,18 @@ pub fn register(api: &mut Api) {
     let pivot_text = "Make `dir` the shell's root: bind it to itself if needed, pivot_root, chdir /, detach\n\
          the old root. `mount_proc: true` mounts a new /proc (for the shell's pid namespace).\n\
          Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    rootfs(#{ tmp: true }).build(\"/mnt\"); pivot_into(\"/mnt\", true); print(list_dir(\"/\"));";
-    api.func("pivot_into", "pivot_into(dir: string, mount_proc: bool)", pivot_text, |dir: &str, proc: bool| -> RResult<()> {
-        mount::pivot_into(dir, proc).script()
-    });
-    api.func("pivot_into", "pivot_into(dir: string)", pivot_text, |dir: &str| -> RResult<()> { mount::pivot_into(dir, false).script() });
+    api.func(
+        "pivot_into",
+        "pivot_into(dir: string, mount_proc: bool)",
+        pivot_text,
+        |dir: &str, proc: bool| -> RResult<()> { mount::pivot_into(dir, proc).script() },
+    );
+    api.func(
+        "pivot_into",
+        "pivot_into(dir: string)",
+        pivot_text,
+        |dir: &str| -> RResult<()> { mount::pivot_into(dir, false).script() },
+    );
     api.func(
         "mounts",
         "mounts() -> array",
@@ -323,21 +467,45 @@ pub fn register(api: &mut Api) {
             if let Some(p) = target.read_lock::<super::process::Process>() {
                 return mounts_of(p.pid as i64);
             }
-            let pid = target.as_int().map_err(|t| arg_err("mounts", "pid", format!("expected a pid or a Process, got {t}")))?;
+            let pid = target.as_int().map_err(|t| {
+                arg_err(
+                    "mounts",
+                    "pid",
+                    format!("expected a pid or a Process, got {t}"),
+                )
+            })?;
             mounts_of(pid)
         },
     );
-    let rn_text = "renameat2(2): rename `from` to `to`. Options: exchange (swap the two atomically, both\n\
+    let rn_text =
+        "renameat2(2): rename `from` to `to`. Options: exchange (swap the two atomically, both\n\
          must exist), noreplace (fail with EEXIST rather than replace), whiteout (leave an\n\
          overlayfs whiteout at `from`).\n\
          Example:\n    renameat2(\"/srv/current\", \"/srv/next\", #{ exchange: true });";
-    api.func("renameat2", "renameat2(from: string, to: string, opts: map)", rn_text, |from: &str, to: &str, opts: Map| -> RResult<()> {
-        let o = Opts::new("renameat2", opts, &["exchange", "noreplace", "whiteout"])?;
-        mount::renameat2(from, to, o.bool("exchange", false)?, o.bool("noreplace", false)?, o.bool("whiteout", false)?).script()
-    });
-    api.func("renameat2", "renameat2(from: string, to: string)", rn_text, |from: &str, to: &str| -> RResult<()> {
-        mount::renameat2(from, to, false, false, false).script()
-    });
+    api.func(
+        "renameat2",
+        "renameat2(from: string, to: string, opts: map)",
+        rn_text,
+        |from: &str, to: &str, opts: Map| -> RResult<()> {
+            let o = Opts::new("renameat2", opts, &["exchange", "noreplace", "whiteout"])?;
+            mount::renameat2(
+                from,
+                to,
+                o.bool("exchange", false)?,
+                o.bool("noreplace", false)?,
+                o.bool("whiteout", false)?,
+            )
+            .script()
+        },
+    );
+    api.func(
+        "renameat2",
+        "renameat2(from: string, to: string)",
+        rn_text,
+        |from: &str, to: &str| -> RResult<()> {
+            mount::renameat2(from, to, false, false, false).script()
+        },
+    );
     let sq_text = "Mount a squashfs image read-only (nosuid, nodev) on `target` through a free loop\n\
          device (from /dev/loop-control, autoclear: released when unmounted). Options: subdir\n\
          (mount only this directory of the image, resolved inside the image), noexec, root\n\
@@ -347,15 +515,27 @@ pub fn register(api: &mut Api) {
         let o = Opts::new("squashfs", opts, &["subdir", "noexec", "root", "keep"])?;
         let root = o.str("root")?;
         let subdir = o.str("subdir")?;
-        let attrs = Attrs { ro: true, nosuid: true, nodev: true, noexec: o.bool("noexec", false)? };
+        let attrs = Attrs {
+            ro: true,
+            nosuid: true,
+            nodev: true,
+            noexec: o.bool("noexec", false)?,
+        };
         mount::need_absolute("squashfs", "image", image).script()?;
         if !Path::new(image).exists() {
-            return Err(sys_err(SysError::os("squashfs", Errno::ENOENT).path(image).name("image").detail("the image does not exist")));
+            return Err(sys_err(
+                SysError::os("squashfs", Errno::ENOENT)
+                    .path(image)
+                    .name("image")
+                    .detail("the image does not exist"),
+            ));
         }
         if root.is_none() {
             mount::need_absolute("squashfs", "target", target).script()?;
         }
-        let dev = with_place("squashfs", "target", target, root.as_deref(), |p| mount::squashfs(image, subdir.as_deref(), p, attrs))?;
+        let dev = with_place("squashfs", "target", target, root.as_deref(), |p| {
+            mount::squashfs(image, subdir.as_deref(), p, attrs)
+        })?;
         let t = host_path(target, root.as_deref());
         own_mount(o.bool("keep", false)?, "squashfs", t.clone());
         let mut m = Map::new();
@@ -363,8 +543,18 @@ pub fn register(api: &mut Api) {
         m.insert("device".into(), dev.into());
         Ok(m)
     };
-    api.func("squashfs", "squashfs(image: string, target: string, opts: map) -> map", sq_text, sq);
-    api.func("squashfs", "squashfs(image: string, target: string) -> map", sq_text, move |image: &str, target: &str| -> RResult<Map> { sq(image, target, Map::new()) });
+    api.func(
+        "squashfs",
+        "squashfs(image: string, target: string, opts: map) -> map",
+        sq_text,
+        sq,
+    );
+    api.func(
+        "squashfs",
+        "squashfs(image: string, target: string) -> map",
+        sq_text,
+        move |image: &str, target: &str| -> RResult<Map> { sq(image, target, Map::new()) },
+    );
     api.func(
         "overlay",
         "overlay(spec: map) -> string",
@@ -394,8 +584,12 @@ pub fn register(api: &mut Api) {
         "The names in a directory, sorted (without . and ..).\n\
          Example:\n    print(list_dir(\"/\"));",
         |path: &str| -> RResult<Array> {
-            let rd = std::fs::read_dir(path).map_err(|e| sys_err(SysError::io("list_dir", &e).path(path)))?;
-            let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            let rd = std::fs::read_dir(path)
+                .map_err(|e| sys_err(SysError::io("list_dir", &e).path(path)))?;
+            let mut names: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
             names.sort();
             Ok(names.into_iter().map(Dynamic::from).collect())
         },
@@ -406,7 +600,9 @@ pub fn register(api: &mut Api) {
         "The target of a symlink as stored, or () when `path` is not a symlink.\n\
          Example:\n    let bin = read_link(\"/bin\");   // \"usr/bin\" on a usr-merged host",
         |path: &str| -> Dynamic {
-            std::fs::read_link(path).map(|t| Dynamic::from(t.to_string_lossy().into_owned())).unwrap_or(Dynamic::UNIT)
+            std::fs::read_link(path)
+                .map(|t| Dynamic::from(t.to_string_lossy().into_owned()))
+                .unwrap_or(Dynamic::UNIT)
         },
     );
     api.func(
@@ -419,14 +615,21 @@ pub fn register(api: &mut Api) {
             if prefix.contains('/') || prefix.is_empty() {
                 return Err(arg_err("mkdtemp", "prefix", "a plain name without '/'"));
             }
-            let d = nix::unistd::mkdtemp(format!("/tmp/{prefix}.XXXXXX").as_str())
-                .map_err(|e| sys_err(SysError::os("mkdtemp", e).path(format!("/tmp/{prefix}.XXXXXX"))))?;
+            let d =
+                nix::unistd::mkdtemp(format!("/tmp/{prefix}.XXXXXX").as_str()).map_err(|e| {
+                    sys_err(SysError::os("mkdtemp", e).path(format!("/tmp/{prefix}.XXXXXX")))
+                })?;
             let d = d.to_string_lossy().into_owned();
             let rm = d.clone();
-            cleanup::own(format!("directory {d}"), move || match std::fs::remove_dir(&rm) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SysError::io("rmdir", &e).path(&rm)),
-                _ => Ok(()),
-            });
+            cleanup::own(
+                format!("directory {d}"),
+                move || match std::fs::remove_dir(&rm) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(SysError::io("rmdir", &e).path(&rm))
+                    }
+                    _ => Ok(()),
+                },
+            );
             Ok(d)
         },
     );
@@ -438,7 +641,11 @@ pub fn register(api: &mut Api) {
          Example:\n    mkdir(\"/tmp/box/etc\", #{ mode: 0o700 });",
         |path: &str, opts: Map| -> RResult<()> {
             let o = Opts::new("mkdir", opts, &["mode", "root"])?;
-            mkdir(path, o.mode("mode")?.unwrap_or(0o755), o.str("root")?.as_deref())
+            mkdir(
+                path,
+                o.mode("mode")?.unwrap_or(0o755),
+                o.str("root")?.as_deref(),
+            )
         },
     );
     api.func("mkdir", "mkdir(path: string)", "Create a directory and its missing parents (mode 0o755).\nExample:\n    mkdir(\"/tmp/box/etc\");", |path: &str| -> RResult<()> {
@@ -455,6 +662,10 @@ fn mkdir(path: &str, mode: u32, root: Option<&str>) -> RResult<()> {
         }
     };
     safepath::check_inside("mkdir", "path", &path).script()?;
-    let fd = safepath::open_dir(Path::new(&root)).map_err(|e| e.name("root")).script()?;
-    safepath::mkdir_all(fd.as_fd(), &path, mode).map(|_| ()).script()
+    let fd = safepath::open_dir(Path::new(&root))
+        .map_err(|e| e.name("root"))
+        .script()?;
+    safepath::mkdir_all(fd.as_fd(), &path, mode)
+        .map(|_| ())
+        .script()
 }

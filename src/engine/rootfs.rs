@@ -15,7 +15,10 @@ use rhai::{Array, Dynamic, Map};
 use super::api::Api;
 use super::cleanup::{self, OwnId};
 use super::error::{arg_err, sys_err, IntoScript, RResult};
-use super::fs::{do_bind, do_mount, do_tmpfs, host_path, own_mount, tmpfs_opts, umount_quiet, BIND_KEYS, MOUNT_KEYS, TMPFS_KEYS};
+use super::fs::{
+    do_bind, do_mount, do_tmpfs, host_path, own_mount, tmpfs_opts, umount_quiet, BIND_KEYS,
+    MOUNT_KEYS, TMPFS_KEYS,
+};
 use super::opts::{size_of, Opts};
 use crate::sys::mount::{self, Attrs};
 use crate::sys::ns::NsKind;
@@ -43,24 +46,65 @@ fn entry(op: &str, pairs: Vec<(&str, Dynamic)>) -> Map {
     m
 }
 
-const ENTRY_BIND_KEYS: &[&str] = &["op", "src", "dst", "ro", "recursive", "idmap", "nosuid", "nodev", "noexec", "dev", "optional", "may_fail"];
+const ENTRY_BIND_KEYS: &[&str] = &[
+    "op",
+    "src",
+    "dst",
+    "ro",
+    "recursive",
+    "idmap",
+    "nosuid",
+    "nodev",
+    "noexec",
+    "dev",
+    "optional",
+    "may_fail",
+];
 
 /// Translate one entry map into a plan entry.
 fn parse_entry(op: &str, v: &Dynamic) -> RResult<Entry> {
-    let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| arg_err(op, "entries", format!("expected entry maps (from dir(), file(), ro_bind() ...), got {}", v.type_name())))?;
-    let kind = m.get("op").and_then(|k| k.clone().into_string().ok()).ok_or_else(|| arg_err(op, "entries", "an entry map needs an \"op\" key: dir, file, symlink, bind, tmpfs"))?;
+    let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+        arg_err(
+            op,
+            "entries",
+            format!(
+                "expected entry maps (from dir(), file(), ro_bind() ...), got {}",
+                v.type_name()
+            ),
+        )
+    })?;
+    let kind = m
+        .get("op")
+        .and_then(|k| k.clone().into_string().ok())
+        .ok_or_else(|| {
+            arg_err(
+                op,
+                "entries",
+                "an entry map needs an \"op\" key: dir, file, symlink, bind, tmpfs",
+            )
+        })?;
     Ok(match kind.as_str() {
         "dir" | "mkdir" => {
             let o = Opts::new(op, m, &["op", "path", "mode", "may_fail"])?;
-            Entry::Dir { path: entry_path(&o, "path")?, mode: o.mode("mode")?.unwrap_or(0o755) }
+            Entry::Dir {
+                path: entry_path(&o, "path")?,
+                mode: o.mode("mode")?.unwrap_or(0o755),
+            }
         }
         "file" => {
             let o = Opts::new(op, m, &["op", "path", "content", "mode", "may_fail"])?;
-            Entry::File { path: entry_path(&o, "path")?, content: o.str("content")?.unwrap_or_default().into_bytes(), mode: o.mode("mode")?.unwrap_or(0o644) }
+            Entry::File {
+                path: entry_path(&o, "path")?,
+                content: o.str("content")?.unwrap_or_default().into_bytes(),
+                mode: o.mode("mode")?.unwrap_or(0o644),
+            }
         }
         "symlink" => {
             let o = Opts::new(op, m, &["op", "target", "path", "may_fail"])?;
-            Entry::Symlink { target: o.req_str("target")?, path: entry_path(&o, "path")? }
+            Entry::Symlink {
+                target: o.req_str("target")?,
+                path: entry_path(&o, "path")?,
+            }
         }
         "bind" => {
             let o = Opts::new(op, m, ENTRY_BIND_KEYS)?;
@@ -80,19 +124,48 @@ fn parse_entry(op: &str, v: &Dynamic) -> RResult<Entry> {
                 src,
                 dst,
                 recursive: o.bool("recursive", true)?,
-                attrs: Attrs { ro: o.bool("ro", false)?, nosuid: o.bool("nosuid", true)?, nodev: o.bool("nodev", !dev)?, noexec: o.bool("noexec", false)? },
+                attrs: Attrs {
+                    ro: o.bool("ro", false)?,
+                    nosuid: o.bool("nosuid", true)?,
+                    nodev: o.bool("nodev", !dev)?,
+                    noexec: o.bool("noexec", false)?,
+                },
                 optional: o.bool("optional", false)?,
                 idmap,
             })
         }
         "tmpfs" => {
-            let o = Opts::new(op, m, &["op", "path", "size", "mode", "uid", "gid", "ro", "nosuid", "nodev", "noexec", "may_fail"])?;
-            Entry::Tmpfs { path: entry_path(&o, "path")?, opts: tmpfs_opts(&o)? }
+            let o = Opts::new(
+                op,
+                m,
+                &[
+                    "op", "path", "size", "mode", "uid", "gid", "ro", "nosuid", "nodev", "noexec",
+                    "may_fail",
+                ],
+            )?;
+            Entry::Tmpfs {
+                path: entry_path(&o, "path")?,
+                opts: tmpfs_opts(&o)?,
+            }
         }
         other => {
-            let known: Vec<String> = ["dir", "file", "symlink", "bind", "tmpfs"].iter().map(|s| s.to_string()).collect();
+            let known: Vec<String> = ["dir", "file", "symlink", "bind", "tmpfs"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             let near = super::report::nearest(other, &known, 2);
-            return Err(arg_err(op, "entries", format!("unknown entry op {other:?}{}", if near.is_empty() { String::new() } else { format!("; did you mean {}?", near.join(", ")) })));
+            return Err(arg_err(
+                op,
+                "entries",
+                format!(
+                    "unknown entry op {other:?}{}",
+                    if near.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; did you mean {}?", near.join(", "))
+                    }
+                ),
+            ));
         }
     })
 }
@@ -106,7 +179,10 @@ fn entry_path(o: &Opts, key: &str) -> RResult<String> {
     Ok(p)
 }
 
-const ROOTFS_KEYS: &[&str] = &["entries", "size", "mode", "tmp", "run_dirs", "proc", "sysfs", "devpts", "mqueue", "dev", "fsroot", "readonly"];
+const ROOTFS_KEYS: &[&str] = &[
+    "entries", "size", "mode", "tmp", "run_dirs", "proc", "sysfs", "devpts", "mqueue", "dev",
+    "fsroot", "readonly",
+];
 
 /// Parse `rootfs(spec)`.
 pub fn parse_rootfs(spec: Map) -> RResult<Rootfs> {
@@ -142,17 +218,38 @@ pub fn parse_rootfs(spec: Map) -> RResult<Rootfs> {
         }
     };
     if let Some(e) = o.get("entries") {
-        let arr = e.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| arg_err(op, "entries", format!("expected an array of entries, got {}", e.type_name())))?;
+        let arr = e.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
+            arg_err(
+                op,
+                "entries",
+                format!("expected an array of entries, got {}", e.type_name()),
+            )
+        })?;
         for item in &arr {
             plan.entries.push(parse_entry(op, item)?);
         }
     }
     if let Some(f) = o.get("fsroot") {
-        let m = f.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| arg_err(op, "fsroot", "expected #{ ro: dir, rw: dir, rw_dirs: [...], links: [...] }"))?;
+        let m = f.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+            arg_err(
+                op,
+                "fsroot",
+                "expected #{ ro: dir, rw: dir, rw_dirs: [...], links: [...] }",
+            )
+        })?;
         let fo = Opts::new("rootfs.fsroot", m, &["ro", "rw", "rw_dirs", "links"])?;
-        let fr = FsRoot { ro: fo.str("ro")?, rw: fo.str("rw")?, rw_dirs: fo.strs("rw_dirs")?, links: fo.strs("links")? };
+        let fr = FsRoot {
+            ro: fo.str("ro")?,
+            rw: fo.str("rw")?,
+            rw_dirs: fo.strs("rw_dirs")?,
+            links: fo.strs("links")?,
+        };
         if fr.ro.is_none() && fr.rw.is_none() {
-            return Err(arg_err(op, "fsroot", "needs a read-only source (ro), a read-write one (rw), or both"));
+            return Err(arg_err(
+                op,
+                "fsroot",
+                "needs a read-only source (ro), a read-write one (rw), or both",
+            ));
         }
         for p in [&fr.ro, &fr.rw].into_iter().flatten() {
             mount::need_absolute(op, "fsroot", p).script()?;
@@ -166,8 +263,10 @@ pub fn parse_rootfs(spec: Map) -> RResult<Rootfs> {
 
 pub fn register(api: &mut Api) {
     api.ty::<Rootfs>("Rootfs");
-    api.engine.register_fn("to_string", |r: &mut Rootfs| r.show());
-    api.engine.register_fn("to_debug", |r: &mut Rootfs| r.show());
+    api.engine
+        .register_fn("to_string", |r: &mut Rootfs| r.show());
+    api.engine
+        .register_fn("to_debug", |r: &mut Rootfs| r.show());
     api.func(
         "rootfs",
         "rootfs(spec: map) -> Rootfs",
@@ -316,7 +415,10 @@ fn undo(u: Undo, root: &OwnedFd) -> Result<(), crate::sys::SysError> {
 
 /// The missing prefixes of `path` inside `root`, deepest first.
 fn missing_prefixes(root: &OwnedFd, path: &str) -> Vec<String> {
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let comps: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     let mut out = Vec::new();
     for i in 0..comps.len() {
         let p = comps[..=i].join("/");
@@ -337,7 +439,14 @@ fn run_op(m: &Map, root: Option<&str>, rootfd: &OwnedFd, keep: bool) -> RResult<
     if let Some(r) = root {
         map.insert("root".into(), r.into());
     }
-    let own = |t: &str, what: &str| -> Option<OwnId> { (!keep).then(|| cleanup::own(format!("{what} on {t}"), { let t = t.to_string(); move || umount_quiet(&t) })) };
+    let own = |t: &str, what: &str| -> Option<OwnId> {
+        (!keep).then(|| {
+            cleanup::own(format!("{what} on {t}"), {
+                let t = t.to_string();
+                move || umount_quiet(&t)
+            })
+        })
+    };
     let rel_path = |o: &Opts, key: &str| -> RResult<String> {
         let p = o.req_str(key)?;
         if root.is_none() {
@@ -396,10 +505,22 @@ fn run_op(m: &Map, root: Option<&str>, rootfd: &OwnedFd, keep: bool) -> RResult<
             let o = Opts::new(op, map, &["path", "content", "mode", "root"])?;
             let p = rel_path(&o, "path")?;
             let created = missing_prefixes(rootfd, &p);
-            safepath::write_file(rootfd.as_fd(), &p, o.str("content")?.unwrap_or_default().as_bytes(), o.mode("mode")?.unwrap_or(0o644)).script()?;
+            safepath::write_file(
+                rootfd.as_fd(),
+                &p,
+                o.str("content")?.unwrap_or_default().as_bytes(),
+                o.mode("mode")?.unwrap_or(0o644),
+            )
+            .script()?;
             // Undo removes the file (if it is new) and then any directories made for it.
             let undo = match created.split_first() {
-                Some((f, dirs)) if *f == p.split('/').filter(|c| !c.is_empty()).collect::<Vec<_>>().join("/") => {
+                Some((f, dirs))
+                    if *f
+                        == p.split('/')
+                            .filter(|c| !c.is_empty())
+                            .collect::<Vec<_>>()
+                            .join("/") =>
+                {
                     let mut all = vec![f.clone()];
                     all.extend(dirs.iter().cloned());
                     Undo::Remove(all, false)
@@ -412,25 +533,66 @@ fn run_op(m: &Map, root: Option<&str>, rootfd: &OwnedFd, keep: bool) -> RResult<
             let o = Opts::new(op, map, &["path", "root"])?;
             let p = rel_path(&o, "path")?;
             let back = safepath::open_dir(Path::new(".")).script()?;
-            let d = safepath::open_in(rootfd.as_fd(), &p, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY).script()?;
+            let d = safepath::open_in(
+                rootfd.as_fd(),
+                &p,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+            )
+            .script()?;
             rustix::process::fchdir(&d).map_err(|e| sys_err(safepath::rx("chdir", e).path(&p)))?;
             Ok((host_path(&p, root), Undo::Chdir(back)))
         }
         other => {
-            let known: Vec<String> = ["mount", "bind", "tmpfs", "umount", "dir", "mkdir", "symlink", "file", "chdir"].iter().map(|s| s.to_string()).collect();
+            let known: Vec<String> = [
+                "mount", "bind", "tmpfs", "umount", "dir", "mkdir", "symlink", "file", "chdir",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
             let near = super::report::nearest(other, &known, 2);
-            Err(arg_err(op, "op", format!("unknown op {other:?}{}", if near.is_empty() { String::new() } else { format!("; did you mean {}?", near.join(", ")) })))
+            Err(arg_err(
+                op,
+                "op",
+                format!(
+                    "unknown op {other:?}{}",
+                    if near.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; did you mean {}?", near.join(", "))
+                    }
+                ),
+            ))
         }
     }
 }
 
 fn mount_seq(ops: &Array, root: Option<String>, keep: bool) -> RResult<Array> {
-    let rootfd = safepath::open_dir(Path::new(root.as_deref().unwrap_or("/"))).map_err(|e| e.name("root")).script()?;
+    let rootfd = safepath::open_dir(Path::new(root.as_deref().unwrap_or("/")))
+        .map_err(|e| e.name("root"))
+        .script()?;
     // Check the shape of every op before doing anything.
     let mut maps = Vec::new();
     for (i, v) in ops.iter().enumerate() {
-        let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| arg_err("mount_seq", "ops", format!("op {} is a {}, not a map", i + 1, v.type_name())))?;
-        let may_fail = m.get("may_fail").map(|v| v.as_bool().map_err(|_| arg_err("mount_seq", "may_fail", format!("op {}: expected true or false", i + 1)))).transpose()?.unwrap_or(false);
+        let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+            arg_err(
+                "mount_seq",
+                "ops",
+                format!("op {} is a {}, not a map", i + 1, v.type_name()),
+            )
+        })?;
+        let may_fail = m
+            .get("may_fail")
+            .map(|v| {
+                v.as_bool().map_err(|_| {
+                    arg_err(
+                        "mount_seq",
+                        "may_fail",
+                        format!("op {}: expected true or false", i + 1),
+                    )
+                })
+            })
+            .transpose()?
+            .unwrap_or(false);
         maps.push((m, may_fail));
     }
     let mut done: Vec<Undo> = Vec::new();
@@ -457,7 +619,18 @@ fn mount_seq(ops: &Array, root: Option<String>, keep: bool) -> RResult<Array> {
                         undo_errors.push(ue.to_string());
                     }
                 }
-                return Err(annotate(e, format!("mount_seq op {} ({kind}) failed; undid the {n} op(s) before it{}", i + 1, if undo_errors.is_empty() { String::new() } else { format!(" (undo failures: {})", undo_errors.join("; ")) })));
+                return Err(annotate(
+                    e,
+                    format!(
+                        "mount_seq op {} ({kind}) failed; undid the {n} op(s) before it{}",
+                        i + 1,
+                        if undo_errors.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (undo failures: {})", undo_errors.join("; "))
+                        }
+                    ),
+                ));
             }
         }
         results.push(res.into());

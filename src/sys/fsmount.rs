@@ -4,11 +4,13 @@
 //! failure half-way leaves no mount behind, and the target is an fd found safely
 //! (`safepath`), never a path the kernel resolves again.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use rustix::fs::OFlags;
-use rustix::mount::{self as rm, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
+use rustix::mount::{
+    self as rm, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+};
 
 use super::error::{Result, SysError};
 use super::safepath::rx;
@@ -17,7 +19,6 @@ pub const ATTR_RDONLY: u64 = 0x1;
 pub const ATTR_NOSUID: u64 = 0x2;
 pub const ATTR_NODEV: u64 = 0x4;
 pub const ATTR_NOEXEC: u64 = 0x8;
-pub const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 pub const ATTR_IDMAP: u64 = 0x0010_0000;
 const AT_RECURSIVE: u32 = 0x8000;
 const AT_EMPTY_PATH: u32 = 0x1000;
@@ -33,7 +34,13 @@ struct MountAttr {
 
 /// mount_setattr(2) on the mount (tree, with `recursive`) that `fd` is the root of: set and
 /// clear MOUNT_ATTR_* bits, optionally an id-mapping from `userns`.
-pub fn setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64, clr: u64, userns: Option<BorrowedFd<'_>>) -> Result<()> {
+pub fn setattr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    clr: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     let attr = MountAttr {
         attr_set: set | if userns.is_some() { ATTR_IDMAP } else { 0 },
         attr_clr: clr,
@@ -73,7 +80,12 @@ fn fs_log(fs: &OwnedFd) -> Option<String> {
         if n == 0 {
             break;
         }
-        msgs.push(String::from_utf8_lossy(&buf[..n]).trim_start_matches("e ").trim().to_string());
+        msgs.push(
+            String::from_utf8_lossy(&buf[..n])
+                .trim_start_matches("e ")
+                .trim()
+                .to_string(),
+        );
         if msgs.len() > 8 {
             break;
         }
@@ -93,12 +105,17 @@ impl FsBuilder {
         let fd = rm::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| {
             let err = rx(op, e).name("fstype");
             if e == rustix::io::Errno::NODEV {
-                err.detail(format!("unknown filesystem type {fstype:?}")).hint("the kernel's types are listed in /proc/filesystems")
+                err.detail(format!("unknown filesystem type {fstype:?}"))
+                    .hint("the kernel's types are listed in /proc/filesystems")
             } else {
                 err.detail(format!("fsopen {fstype}"))
             }
         })?;
-        Ok(FsBuilder { fd, op: op.to_string(), fstype: fstype.to_string() })
+        Ok(FsBuilder {
+            fd,
+            op: op.to_string(),
+            fstype: fstype.to_string(),
+        })
     }
 
     fn fail(&self, e: rustix::io::Errno, what: String) -> SysError {
@@ -111,7 +128,8 @@ impl FsBuilder {
 
     /// fsconfig(FSCONFIG_SET_STRING, key, value).
     pub fn set(&self, key: &str, value: &str) -> Result<&Self> {
-        rm::fsconfig_set_string(&self.fd, key, value).map_err(|e| self.fail(e, format!("option {key}={value}")))?;
+        rm::fsconfig_set_string(&self.fd, key, value)
+            .map_err(|e| self.fail(e, format!("option {key}={value}")))?;
         Ok(self)
     }
 
@@ -123,15 +141,19 @@ impl FsBuilder {
 
     /// Create the superblock and return it as a detached mount with MOUNT_ATTR_* `attrs`.
     pub fn mount(self, attrs: u64) -> Result<OwnedFd> {
-        rm::fsconfig_create(&self.fd).map_err(|e| self.fail(e, "creating the filesystem".into()))?;
+        rm::fsconfig_create(&self.fd)
+            .map_err(|e| self.fail(e, "creating the filesystem".into()))?;
         let a = MountAttrFlags::from_bits_retain(attrs as u32);
-        rm::fsmount(&self.fd, FsMountFlags::FSMOUNT_CLOEXEC, a).map_err(|e| self.fail(e, "fsmount".into()))
+        rm::fsmount(&self.fd, FsMountFlags::FSMOUNT_CLOEXEC, a)
+            .map_err(|e| self.fail(e, "fsmount".into()))
     }
 }
 
 /// A detached copy of the mount tree at `src` (an O_PATH fd), recursive or just the top.
 pub fn clone_tree(src: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd> {
-    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_EMPTY_PATH;
     if recursive {
         flags |= OpenTreeFlags::AT_RECURSIVE;
     }
@@ -147,8 +169,14 @@ pub fn clone_tree(src: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd> {
 
 /// Attach the detached mount `tree` onto the object `target` (an O_PATH fd).
 pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()> {
-    rm::move_mount(tree, "", target, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
-        .map_err(|e| rx("move_mount", e))
+    rm::move_mount(
+        tree,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| rx("move_mount", e))
 }
 
 /// Whether this kernel has the fd-based mount API (probed once: fsopen of tmpfs, ENOSYS
@@ -156,7 +184,7 @@ pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()> {
 /// fallbacks.
 pub fn available() -> bool {
     thread_local! {
-        static AVAIL: bool = std::env::var_os("CTRSH_LEGACY_MOUNT").is_none_or(|v| v != "1")
+        static AVAIL: bool = std::env::var_os("CTRSH_LEGACY_MOUNT").map_or(true, |v| v != "1")
             && !matches!(rm::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC), Err(rustix::io::Errno::NOSYS));
     }
     AVAIL.with(|a| *a)
@@ -166,15 +194,4 @@ pub fn available() -> bool {
 /// subdirectory of an image.
 pub fn subdir(tree: BorrowedFd<'_>, dir: &str) -> Result<OwnedFd> {
     super::safepath::open_in(tree, dir, OFlags::PATH | OFlags::DIRECTORY)
-}
-
-/// Duplicate a raw fd into an owned one (for fds borrowed from handles).
-pub fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC returns a new fd that nothing else owns, or -1.
-    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if r < 0 {
-        return Err(SysError::last("dup"));
-    }
-    // SAFETY: the fd was just created by fcntl and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }

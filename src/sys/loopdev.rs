@@ -46,7 +46,8 @@ struct LoopConfig {
 
 /// A configured loop device; the fd keeps it from being cleared until the image is mounted.
 pub struct LoopDev {
-    pub fd: OwnedFd,
+    /// Held (never read) until the image is mounted: closing it earlier lets autoclear free the device.
+    pub _hold: OwnedFd,
     pub path: String,
 }
 
@@ -54,8 +55,12 @@ pub struct LoopDev {
 pub fn attach_ro(image: &str) -> Result<LoopDev> {
     let img = rustix::fs::open(image, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| rx("squashfs", e).path(image).name("image"))?;
-    let ctl = rustix::fs::open("/dev/loop-control", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| rx("loop-control", e).path("/dev/loop-control"))?;
+    let ctl = rustix::fs::open(
+        "/dev/loop-control",
+        OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| rx("loop-control", e).path("/dev/loop-control"))?;
     let mut name = [0u8; LO_NAME_SIZE];
     for (d, s) in name.iter_mut().zip(image.bytes().take(LO_NAME_SIZE - 1)) {
         *d = s;
@@ -64,15 +69,18 @@ pub fn attach_ro(image: &str) -> Result<LoopDev> {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number or -1.
         let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE) };
         if n < 0 {
-            return Err(SysError::last("loop-control").detail("LOOP_CTL_GET_FREE").hint("no free loop device: see losetup -a"));
+            return Err(SysError::last("loop-control")
+                .detail("LOOP_CTL_GET_FREE")
+                .hint("no free loop device: see losetup -a"));
         }
         let path = format!("/dev/loop{n}");
-        let dev = match rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
-            Ok(d) => d,
-            // The node may appear a moment after the control call: try again.
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(rx("loop", e).path(&path)),
-        };
+        let dev =
+            match rustix::fs::open(path.as_str(), OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(d) => d,
+                // The node may appear a moment after the control call: try again.
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(rx("loop", e).path(&path)),
+            };
         let cfg = LoopConfig {
             fd: img.as_raw_fd() as u32,
             block_size: 0,
@@ -97,21 +105,18 @@ pub fn attach_ro(image: &str) -> Result<LoopDev> {
         // kernel only reads it.
         let r = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE, &cfg as *const LoopConfig) };
         if r == 0 {
-            return Ok(LoopDev { fd: dev, path });
+            return Ok(LoopDev { _hold: dev, path });
         }
         let e = Errno::last();
         if e != Errno::EBUSY {
-            return Err(SysError::os("loop", e).path(&path).detail(format!("LOOP_CONFIGURE with {image}")));
+            return Err(SysError::os("loop", e)
+                .path(&path)
+                .detail(format!("LOOP_CONFIGURE with {image}")));
         }
         // Someone else took it between GET_FREE and CONFIGURE: ask again.
     }
-    Err(SysError::os("loop", Errno::EBUSY).detail("every free loop device was taken while we tried"))
-}
-
-/// The image file behind loop device `dev` ("/dev/loop3"), if it is configured.
-pub fn backing_file(dev: &str) -> Option<String> {
-    let name = dev.rsplit('/').next()?;
-    std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok().map(|s| s.trim_end().to_string())
+    Err(SysError::os("loop", Errno::EBUSY)
+        .detail("every free loop device was taken while we tried"))
 }
 
 #[cfg(test)]

@@ -67,7 +67,9 @@ impl Place<'_> {
                 rustix::fs::open(p, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
                     let err = rx(op, e).path(p).name(arg);
                     if e == rustix::io::Errno::NOENT {
-                        err.detail("the mount point does not exist").hint("create it first (mkdir), or mount inside a rootfs which creates it")
+                        err.detail("the mount point does not exist").hint(
+                            "create it first (mkdir), or mount inside a rootfs which creates it",
+                        )
                     } else {
                         err
                     }
@@ -84,7 +86,12 @@ pub fn need_absolute(op: &str, arg: &str, p: &str) -> Result<()> {
         return Err(SysError::invalid(op, arg, "an empty path"));
     }
     if !p.starts_with('/') {
-        return Err(SysError::invalid(op, arg, format!("{p:?} is relative; an absolute path is needed")).hint(format!("write \"/{p}\" or build it from a known directory")));
+        return Err(SysError::invalid(
+            op,
+            arg,
+            format!("{p:?} is relative; an absolute path is needed"),
+        )
+        .hint(format!("write \"/{p}\" or build it from a known directory")));
     }
     if p.contains('\0') {
         return Err(SysError::invalid(op, arg, "a path contains a NUL byte"));
@@ -138,26 +145,61 @@ pub fn parse_flag(name: &str) -> Option<libc::c_ulong> {
 
 /// Every flag name `parse_flag` knows (for suggestions).
 pub const FLAG_NAMES: &[&str] = &[
-    "ro", "rw", "nosuid", "nodev", "noexec", "sync", "remount", "mandlock", "dirsync", "nosymfollow", "noatime", "nodiratime", "bind",
-    "rbind", "move", "rec", "silent", "unbindable", "private", "slave", "shared", "relatime", "strictatime", "lazytime",
+    "ro",
+    "rw",
+    "nosuid",
+    "nodev",
+    "noexec",
+    "sync",
+    "remount",
+    "mandlock",
+    "dirsync",
+    "nosymfollow",
+    "noatime",
+    "nodiratime",
+    "bind",
+    "rbind",
+    "move",
+    "rec",
+    "silent",
+    "unbindable",
+    "private",
+    "slave",
+    "shared",
+    "relatime",
+    "strictatime",
+    "lazytime",
 ];
 
 /// Is `fstype` a filesystem type this kernel knows (/proc/filesystems)? Unknown when the
 /// file cannot be read.
 pub fn fstype_known(fstype: &str) -> Option<bool> {
     let text = std::fs::read_to_string("/proc/filesystems").ok()?;
-    Some(text.lines().any(|l| l.split_whitespace().last() == Some(fstype)))
+    Some(
+        text.lines()
+            .any(|l| l.split_whitespace().last() == Some(fstype)),
+    )
 }
 
 /// The filesystem types the kernel knows.
 pub fn fstypes() -> Vec<String> {
     std::fs::read_to_string("/proc/filesystems")
-        .map(|t| t.lines().filter_map(|l| l.split_whitespace().last().map(String::from)).collect())
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| l.split_whitespace().last().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Classic mount(2): `source` (or none) of `fstype` with MS_* `flags` and `data` onto `target`.
-pub fn mount(source: Option<&str>, target: Place<'_>, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<()> {
+pub fn mount(
+    source: Option<&str>,
+    target: Place<'_>,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<()> {
     let is_bind = flags & libc::MS_BIND != 0;
     let src_is_file = match (is_bind, source) {
         (true, Some(s)) => std::fs::metadata(s).map(|m| !m.is_dir()).unwrap_or(false),
@@ -176,13 +218,27 @@ pub fn mount(source: Option<&str>, target: Place<'_>, fstype: Option<&str>, flag
         }
     };
     let detail = format!("{} → {}", source.unwrap_or("none"), target.path());
-    nix::mount::mount(source, tpath.as_str(), fstype, nix::mount::MsFlags::from_bits_retain(flags), data).map_err(|e| {
+    nix::mount::mount(
+        source,
+        tpath.as_str(),
+        fstype,
+        nix::mount::MsFlags::from_bits_retain(flags),
+        data,
+    )
+    .map_err(|e| {
         let err = SysError::os("mount", e).path(target.path()).detail(detail);
         match e {
-            Errno::ENODEV => err.name("fstype").detail(format!("unknown filesystem type {:?}", fstype.unwrap_or(""))),
+            Errno::ENODEV => err.name("fstype").detail(format!(
+                "unknown filesystem type {:?}",
+                fstype.unwrap_or("")
+            )),
             Errno::ENOENT => err.name("source").hint("the source does not exist"),
-            Errno::ENOTBLK => err.name("source").hint("the source must be a block device (use squashfs() for an image file)"),
-            Errno::EPERM => err.hint("mounting needs CAP_SYS_ADMIN in the user namespace owning the mount namespace"),
+            Errno::ENOTBLK => err
+                .name("source")
+                .hint("the source must be a block device (use squashfs() for an image file)"),
+            Errno::EPERM => err.hint(
+                "mounting needs CAP_SYS_ADMIN in the user namespace owning the mount namespace",
+            ),
             _ => err,
         }
     })
@@ -207,7 +263,10 @@ pub fn bind(src: &str, dst: Place<'_>, o: BindOpts<'_>) -> Result<()> {
 
 /// `bind` with the source already open (an O_PATH fd, e.g. inside an image).
 pub fn bind_fd(sfd: BorrowedFd<'_>, src: &str, dst: Place<'_>, o: BindOpts<'_>) -> Result<()> {
-    let ctx = |e: SysError| e.path(dst.path()).detail(format!("bind {src} → {}", dst.path()));
+    let ctx = |e: SysError| {
+        e.path(dst.path())
+            .detail(format!("bind {src} → {}", dst.path()))
+    };
     let file = !safepath::is_dir(sfd)?;
     if !fsmount::available() {
         return legacy_bind(sfd, dst, o, file).map_err(ctx);
@@ -257,7 +316,9 @@ fn ms_bits(a: Attrs) -> libc::c_ulong {
 /// read-only still covers submounts.
 fn legacy_bind(sfd: BorrowedFd<'_>, dst: Place<'_>, o: BindOpts<'_>, file: bool) -> Result<()> {
     if o.idmap.is_some() {
-        return Err(SysError::os("bind", Errno::ENOSYS).name("idmap").detail("id-mapped mounts need mount_setattr(2)"));
+        return Err(SysError::os("bind", Errno::ENOSYS)
+            .name("idmap")
+            .detail("id-mapped mounts need mount_setattr(2)"));
     }
     let tfd = dst.open("bind", "dst", file)?;
     let tpath = proc_fd_path(tfd.as_fd())?;
@@ -265,8 +326,14 @@ fn legacy_bind(sfd: BorrowedFd<'_>, dst: Place<'_>, o: BindOpts<'_>, file: bool)
     let real = real.to_string_lossy().into_owned();
     let rec = if o.recursive { libc::MS_REC } else { 0 };
     let ms = nix::mount::MsFlags::from_bits_retain;
-    nix::mount::mount(Some(proc_fd_path(sfd)?.as_str()), tpath.as_str(), None::<&str>, ms(libc::MS_BIND | rec), None::<&str>)
-        .map_err(|e| SysError::os("mount", e).detail("MS_BIND"))?;
+    nix::mount::mount(
+        Some(proc_fd_path(sfd)?.as_str()),
+        tpath.as_str(),
+        None::<&str>,
+        ms(libc::MS_BIND | rec),
+        None::<&str>,
+    )
+    .map_err(|e| SysError::os("mount", e).detail("MS_BIND"))?;
     let bits = ms_bits(o.attrs);
     if bits == 0 {
         return Ok(());
@@ -274,11 +341,20 @@ fn legacy_bind(sfd: BorrowedFd<'_>, dst: Place<'_>, o: BindOpts<'_>, file: bool)
     let under: Vec<String> = super::mountinfo::read(0)?
         .into_iter()
         .map(|m| m.target)
-        .filter(|t| *t == real || (o.recursive && t.starts_with(&format!("{}/", real.trim_end_matches('/')))))
+        .filter(|t| {
+            *t == real
+                || (o.recursive && t.starts_with(&format!("{}/", real.trim_end_matches('/'))))
+        })
         .collect();
     for t in under {
-        nix::mount::mount(None::<&str>, t.as_str(), None::<&str>, ms(libc::MS_REMOUNT | libc::MS_BIND | bits), None::<&str>)
-            .map_err(|e| SysError::os("mount", e).path(&t).detail("bind remount"))?;
+        nix::mount::mount(
+            None::<&str>,
+            t.as_str(),
+            None::<&str>,
+            ms(libc::MS_REMOUNT | libc::MS_BIND | bits),
+            None::<&str>,
+        )
+        .map_err(|e| SysError::os("mount", e).path(&t).detail("bind remount"))?;
     }
     Ok(())
 }
@@ -304,14 +380,25 @@ fn legacy_tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
         Place::Host(p) => p.to_string(),
         Place::InRoot(..) => proc_fd_path(tfd.as_fd())?,
     };
-    nix::mount::mount(Some("tmpfs"), tpath.as_str(), Some("tmpfs"), nix::mount::MsFlags::from_bits_retain(ms_bits(o.attrs)), Some(data.as_str()))
-        .map_err(|e| SysError::os("tmpfs", e).path(dst.path()).detail(data.clone()))
+    nix::mount::mount(
+        Some("tmpfs"),
+        tpath.as_str(),
+        Some("tmpfs"),
+        nix::mount::MsFlags::from_bits_retain(ms_bits(o.attrs)),
+        Some(data.as_str()),
+    )
+    .map_err(|e| {
+        SysError::os("tmpfs", e)
+            .path(dst.path())
+            .detail(data.clone())
+    })
 }
 
 /// Validate a tmpfs size ("64m", "1G", "4096", "50%") and return it in the kernel's syntax.
 pub fn parse_size(s: &str) -> Result<String> {
     let bad = || {
-        SysError::invalid("tmpfs", "size", format!("{s:?} is not a size")).hint("sizes look like 4096, 512k, 64m, 1g or 50% (of RAM)")
+        SysError::invalid("tmpfs", "size", format!("{s:?} is not a size"))
+            .hint("sizes look like 4096, 512k, 64m, 1g or 50% (of RAM)")
     };
     let t = s.trim();
     if let Some(pct) = t.strip_suffix('%') {
@@ -322,7 +409,11 @@ pub fn parse_size(s: &str) -> Result<String> {
         return Ok(t.to_string());
     }
     let lower = t.to_ascii_lowercase();
-    let lower = lower.strip_suffix("ib").or_else(|| lower.strip_suffix('b')).unwrap_or(&lower).to_string();
+    let lower = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower)
+        .to_string();
     let (num, mult) = match lower.chars().last() {
         Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
         Some('m') => (&lower[..lower.len() - 1], 1 << 20),
@@ -357,13 +448,20 @@ pub fn tmpfs_detached(op: &str, o: &TmpfsOpts) -> Result<OwnedFd> {
         b.set("size", s).map_err(|e| e.name("size"))?;
     }
     if let Some(m) = o.mode {
-        b.set("mode", &format!("{m:o}")).map_err(|e| e.name("mode"))?;
+        b.set("mode", &format!("{m:o}"))
+            .map_err(|e| e.name("mode"))?;
     }
     if let Some(u) = o.uid {
-        b.set("uid", &u.to_string()).map_err(|e| e.name("uid").hint("the uid must be mapped in the caller's user namespace"))?;
+        b.set("uid", &u.to_string()).map_err(|e| {
+            e.name("uid")
+                .hint("the uid must be mapped in the caller's user namespace")
+        })?;
     }
     if let Some(g) = o.gid {
-        b.set("gid", &g.to_string()).map_err(|e| e.name("gid").hint("the gid must be mapped in the caller's user namespace"))?;
+        b.set("gid", &g.to_string()).map_err(|e| {
+            e.name("gid")
+                .hint("the gid must be mapped in the caller's user namespace")
+        })?;
     }
     b.mount(o.attrs.bits())
 }
@@ -383,7 +481,10 @@ pub fn tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
 /// its fd closed once mounted, so unmounting releases it. Returns the loop device path.
 pub fn squashfs(image: &str, subdir: Option<&str>, dst: Place<'_>, attrs: Attrs) -> Result<String> {
     need_absolute("squashfs", "image", image)?;
-    let ctx = |e: SysError| e.path(image).detail(format!("squashfs {image} → {}", dst.path()));
+    let ctx = |e: SysError| {
+        e.path(image)
+            .detail(format!("squashfs {image} → {}", dst.path()))
+    };
     let lo = super::loopdev::attach_ro(image)?;
     let b = FsBuilder::new("squashfs", "squashfs").map_err(ctx)?;
     b.set("source", &lo.path).map_err(ctx)?;
@@ -392,11 +493,14 @@ pub fn squashfs(image: &str, subdir: Option<&str>, dst: Place<'_>, attrs: Attrs)
     b.flag("ro").map_err(ctx)?;
     let mut a = attrs;
     a.ro = true;
-    let tree = b.mount(a.bits()).map_err(|e| ctx(e).hint("is it a squashfs image? (unsquashfs -s IMAGE)"))?;
+    let tree = b
+        .mount(a.bits())
+        .map_err(|e| ctx(e).hint("is it a squashfs image? (unsquashfs -s IMAGE)"))?;
     let tree = match subdir {
         None => tree,
         Some(d) => {
-            let sub = fsmount::subdir(tree.as_fd(), d).map_err(|e| e.name("subdir").detail(format!("{d:?} in {image}")))?;
+            let sub = fsmount::subdir(tree.as_fd(), d)
+                .map_err(|e| e.name("subdir").detail(format!("{d:?} in {image}")))?;
             // Clone just that directory; dropping `tree` releases the whole-image mount.
             fsmount::clone_tree(sub.as_fd(), false).map_err(ctx)?
         }
@@ -409,9 +513,19 @@ pub fn squashfs(image: &str, subdir: Option<&str>, dst: Place<'_>, attrs: Attrs)
 }
 
 /// Mount an overlay of `lower` (top first) with an optional `upper`/`work` pair on `dst`.
-pub fn overlay(lower: &[String], upper: Option<&str>, work: Option<&str>, dst: Place<'_>, attrs: Attrs) -> Result<()> {
+pub fn overlay(
+    lower: &[String],
+    upper: Option<&str>,
+    work: Option<&str>,
+    dst: Place<'_>,
+    attrs: Attrs,
+) -> Result<()> {
     if lower.is_empty() {
-        return Err(SysError::invalid("overlay", "lower", "at least one lower directory is needed"));
+        return Err(SysError::invalid(
+            "overlay",
+            "lower",
+            "at least one lower directory is needed",
+        ));
     }
     for l in lower {
         need_absolute("overlay", "lower", l)?;
@@ -423,10 +537,25 @@ pub fn overlay(lower: &[String], upper: Option<&str>, work: Option<&str>, dst: P
             open_source("overlay", "work", w)?;
         }
         (None, None) => {}
-        (Some(_), None) => return Err(SysError::invalid("overlay", "work", "an upper directory needs a work directory on the same filesystem")),
-        (None, Some(_)) => return Err(SysError::invalid("overlay", "upper", "a work directory is only used with an upper directory")),
+        (Some(_), None) => {
+            return Err(SysError::invalid(
+                "overlay",
+                "work",
+                "an upper directory needs a work directory on the same filesystem",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(SysError::invalid(
+                "overlay",
+                "upper",
+                "a work directory is only used with an upper directory",
+            ))
+        }
     }
-    let ctx = |e: SysError| e.path(dst.path()).detail(format!("overlay → {}", dst.path()));
+    let ctx = |e: SysError| {
+        e.path(dst.path())
+            .detail(format!("overlay → {}", dst.path()))
+    };
     let b = FsBuilder::new("overlay", "overlay").map_err(ctx)?;
     // "lowerdir+" takes one layer per call (no escaping of ':' and ','); older kernels only
     // know the joined "lowerdir".
@@ -445,8 +574,17 @@ pub fn overlay(lower: &[String], upper: Option<&str>, work: Option<&str>, dst: P
     overlay_finish(b, upper, work, dst, attrs)
 }
 
-fn overlay_finish(b: FsBuilder, upper: Option<&str>, work: Option<&str>, dst: Place<'_>, attrs: Attrs) -> Result<()> {
-    let ctx = |e: SysError| e.path(dst.path()).detail(format!("overlay → {}", dst.path()));
+fn overlay_finish(
+    b: FsBuilder,
+    upper: Option<&str>,
+    work: Option<&str>,
+    dst: Place<'_>,
+    attrs: Attrs,
+) -> Result<()> {
+    let ctx = |e: SysError| {
+        e.path(dst.path())
+            .detail(format!("overlay → {}", dst.path()))
+    };
     if let (Some(u), Some(w)) = (upper, work) {
         b.set("upperdir", u).map_err(|e| ctx(e).name("upper"))?;
         b.set("workdir", w).map_err(|e| ctx(e).name("work"))?;
@@ -489,11 +627,25 @@ pub fn parse_propagation(kind: &str) -> Option<libc::c_ulong> {
 pub fn propagation(path: &str, kind: &str, recursive: bool) -> Result<()> {
     need_absolute("propagation", "path", path)?;
     let flag = parse_propagation(kind).ok_or_else(|| {
-        SysError::invalid("propagation", "kind", format!("unknown propagation {kind:?}")).hint("kinds are private, slave, shared, unbindable")
+        SysError::invalid(
+            "propagation",
+            "kind",
+            format!("unknown propagation {kind:?}"),
+        )
+        .hint("kinds are private, slave, shared, unbindable")
     })?;
     let flags = flag | if recursive { libc::MS_REC } else { 0 };
-    nix::mount::mount(None::<&str>, path, None::<&str>, nix::mount::MsFlags::from_bits_retain(flags), None::<&str>).map_err(|e| {
-        let err = SysError::os("propagation", e).path(path).detail(kind.to_string());
+    nix::mount::mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        nix::mount::MsFlags::from_bits_retain(flags),
+        None::<&str>,
+    )
+    .map_err(|e| {
+        let err = SysError::os("propagation", e)
+            .path(path)
+            .detail(kind.to_string());
         if e == Errno::EINVAL {
             err.hint("the path must be a mount point")
         } else {
@@ -524,7 +676,8 @@ pub fn chroot(dir: &str) -> Result<()> {
 /// Is the directory `fd` the root of a mount?
 pub fn is_mount_root(fd: BorrowedFd<'_>) -> Result<bool> {
     use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags};
-    let st = statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS).map_err(|e| rx("statx", e))?;
+    let st =
+        statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BASIC_STATS).map_err(|e| rx("statx", e))?;
     let mask = st.stx_attributes_mask;
     let attrs = st.stx_attributes;
     if mask.contains(StatxAttributes::MOUNT_ROOT) {
@@ -542,14 +695,19 @@ pub fn pivot_into(dir: &str, mount_proc: bool) -> Result<()> {
     need_absolute("pivot_into", "dir", dir)?;
     let mut fd = safepath::open_dir(Path::new(dir)).map_err(|e| e.name("dir"))?;
     if !is_mount_root(fd.as_fd())? {
-        let tree = fsmount::clone_tree(fd.as_fd(), true).map_err(|e| e.path(dir).detail("bind to itself"))?;
-        fsmount::attach(tree.as_fd(), fd.as_fd()).map_err(|e| e.path(dir).detail("bind to itself"))?;
+        let tree = fsmount::clone_tree(fd.as_fd(), true)
+            .map_err(|e| e.path(dir).detail("bind to itself"))?;
+        fsmount::attach(tree.as_fd(), fd.as_fd())
+            .map_err(|e| e.path(dir).detail("bind to itself"))?;
         // The fd still names the directory under the new mount: open the mount's root.
         fd = safepath::open_dir(Path::new(dir))?;
     }
     let proc_tree = if mount_proc {
         let b = FsBuilder::new("pivot_into", "proc")?;
-        Some(b.mount(ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC).map_err(|e| e.detail("mounting /proc"))?)
+        Some(
+            b.mount(ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
+                .map_err(|e| e.detail("mounting /proc"))?,
+        )
     } else {
         None
     };
@@ -557,7 +715,8 @@ pub fn pivot_into(dir: &str, mount_proc: bool) -> Result<()> {
     // pivot_root(".", "."): the old root ends up mounted on top of the new one, from where
     // it is detached; no put_old directory is needed (the new root may be read-only).
     pivot_root(".", ".").map_err(|e| e.path(dir))?;
-    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).map_err(|e| rx("umount old root", e))?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+        .map_err(|e| rx("umount old root", e))?;
     rustix::process::chdir("/").map_err(|e| rx("chdir", e).path("/"))?;
     if let Some(p) = proc_tree {
         let root = safepath::open_dir(Path::new("/"))?;
@@ -584,7 +743,10 @@ pub fn chroot_pivot(dir: &str, swap: Option<(&str, &str)>) -> Result<()> {
     rustix::process::chroot(dir).map_err(|e| rx("chroot", e).path(dir))?;
     let r = rustix::process::chdir("/")
         .map_err(|e| rx("chdir", e))
-        .and_then(|_| pivot_root(new_root, put_old).map_err(|e| e.detail(format!("inside {dir}: {new_root} ↔ {put_old}"))));
+        .and_then(|_| {
+            pivot_root(new_root, put_old)
+                .map_err(|e| e.detail(format!("inside {dir}: {new_root} ↔ {put_old}")))
+        });
     // Always go back to the root we came from (also when the pivot failed).
     let back = rustix::process::fchdir(&home_root)
         .and_then(|_| rustix::process::chroot("."))
@@ -595,10 +757,20 @@ pub fn chroot_pivot(dir: &str, swap: Option<(&str, &str)>) -> Result<()> {
 }
 
 /// renameat2(2) with RENAME_EXCHANGE / RENAME_NOREPLACE / RENAME_WHITEOUT.
-pub fn renameat2(from: &str, to: &str, exchange: bool, noreplace: bool, whiteout: bool) -> Result<()> {
+pub fn renameat2(
+    from: &str,
+    to: &str,
+    exchange: bool,
+    noreplace: bool,
+    whiteout: bool,
+) -> Result<()> {
     use rustix::fs::RenameFlags;
     if exchange && (noreplace || whiteout) {
-        return Err(SysError::invalid("renameat2", "opts", "exchange cannot be combined with noreplace or whiteout"));
+        return Err(SysError::invalid(
+            "renameat2",
+            "opts",
+            "exchange cannot be combined with noreplace or whiteout",
+        ));
     }
     let mut f = RenameFlags::empty();
     if exchange {
@@ -625,7 +797,16 @@ mod tests {
         assert_eq!(parse_size("512KiB").unwrap(), (512u64 << 10).to_string());
         assert_eq!(parse_size("4096").unwrap(), "4096");
         assert_eq!(parse_size("50%").unwrap(), "50%");
-        for bad in ["12Q", "", "m", "0", "-1m", "101%", "1.5g", "99999999999999t"] {
+        for bad in [
+            "12Q",
+            "",
+            "m",
+            "0",
+            "-1m",
+            "101%",
+            "1.5g",
+            "99999999999999t",
+        ] {
             let e = parse_size(bad).unwrap_err();
             assert_eq!(e.name.as_deref(), Some("size"), "{bad}");
         }
@@ -638,7 +819,10 @@ mod tests {
         for f in FLAG_NAMES {
             assert!(parse_flag(f).is_some(), "{f}");
         }
-        assert!(need_absolute("x", "target", "rel/path").unwrap_err().to_string().contains("relative"));
+        assert!(need_absolute("x", "target", "rel/path")
+            .unwrap_err()
+            .to_string()
+            .contains("relative"));
         assert!(need_absolute("x", "target", "/abs").is_ok());
     }
 }

@@ -52,7 +52,9 @@ pub fn unescape(s: &str) -> String {
         if b[i] == b'\\' {
             let oct = &b[i + 1..(i + 4).min(b.len())];
             if oct.len() == 3 && oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = (oct[0] - b'0') as u32 * 64 + (oct[1] - b'0') as u32 * 8 + (oct[2] - b'0') as u32;
+                let v = (oct[0] - b'0') as u32 * 64
+                    + (oct[1] - b'0') as u32 * 8
+                    + (oct[2] - b'0') as u32;
                 if v <= 255 {
                     out.push(v as u8);
                     i += 4;
@@ -81,7 +83,18 @@ pub fn parse_line(line: &str) -> Option<MountEntry> {
     let fstype = r.next()?.to_string();
     let source = unescape(r.next()?);
     let super_opts = r.next().unwrap_or("").to_string();
-    Some(MountEntry { id, parent, dev, root, target, mount_opts, optional, fstype, source, super_opts })
+    Some(MountEntry {
+        id,
+        parent,
+        dev,
+        root,
+        target,
+        mount_opts,
+        optional,
+        fstype,
+        source,
+        super_opts,
+    })
 }
 
 /// Parse a whole mountinfo text; malformed lines are an error naming the line.
@@ -99,8 +112,13 @@ pub fn parse(text: &str) -> Result<Vec<MountEntry>> {
 
 /// The mounts of process `pid` (0 = the calling process).
 pub fn read(pid: i32) -> Result<Vec<MountEntry>> {
-    let path = if pid == 0 { "/proc/self/mountinfo".to_string() } else { format!("/proc/{pid}/mountinfo") };
-    let text = std::fs::read_to_string(&path).map_err(|e| SysError::io("mounts", &e).path(&path))?;
+    let path = if pid == 0 {
+        "/proc/self/mountinfo".to_string()
+    } else {
+        format!("/proc/{pid}/mountinfo")
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| SysError::io("mounts", &e).path(&path))?;
     parse(&text).map_err(|e| e.path(&path))
 }
 

@@ -37,11 +37,24 @@ pub const STAGING: &str = "/tmp";
 /// One thing to create in the root.
 #[derive(Clone)]
 pub enum Entry {
-    Dir { path: String, mode: u32 },
-    File { path: String, content: Vec<u8>, mode: u32 },
-    Symlink { target: String, path: String },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        content: Vec<u8>,
+        mode: u32,
+    },
+    Symlink {
+        target: String,
+        path: String,
+    },
     Bind(Bind),
-    Tmpfs { path: String, opts: TmpfsOpts },
+    Tmpfs {
+        path: String,
+        opts: TmpfsOpts,
+    },
 }
 
 /// A bind mount from the host into the root.
@@ -113,7 +126,15 @@ impl Rootfs {
     /// A one-line description for printing.
     pub fn describe(&self) -> String {
         let mut parts = vec![format!("{} entries", self.entries.len())];
-        for (on, name) in [(self.dev, "dev"), (self.proc, "proc"), (self.sysfs, "sysfs"), (self.devpts, "devpts"), (self.mqueue, "mqueue"), (self.tmp, "tmp"), (self.readonly, "readonly")] {
+        for (on, name) in [
+            (self.dev, "dev"),
+            (self.proc, "proc"),
+            (self.sysfs, "sysfs"),
+            (self.devpts, "devpts"),
+            (self.mqueue, "mqueue"),
+            (self.tmp, "tmp"),
+            (self.readonly, "readonly"),
+        ] {
             if on {
                 parts.push(name.to_string());
             }
@@ -133,7 +154,11 @@ impl Rootfs {
             mount::parse_size(s).map_err(|e| e.name("size"))?;
         }
         if self.mode > 0o7777 {
-            return Err(SysError::invalid("rootfs", "mode", format!("{:o} is not a file mode", self.mode)));
+            return Err(SysError::invalid(
+                "rootfs",
+                "mode",
+                format!("{:o} is not a file mode", self.mode),
+            ));
         }
         for e in &self.entries {
             if let Entry::Bind(b) = e {
@@ -184,7 +209,12 @@ fn bind_plan(src: &str, dst: &str, ro: bool, dev: bool) -> Bind {
         src: src.into(),
         dst: dst.into(),
         recursive: true,
-        attrs: Attrs { ro, nosuid: true, nodev: !dev, noexec: false },
+        attrs: Attrs {
+            ro,
+            nosuid: true,
+            nodev: !dev,
+            noexec: false,
+        },
         optional: false,
         idmap: None,
     }
@@ -226,20 +256,44 @@ pub fn build(plan: &Rootfs, target: &str) -> Result<()> {
     // 2. The root itself: a tmpfs, nosuid and nodev (device nodes come as bind mounts).
     let root = mount::tmpfs_detached(
         "rootfs",
-        &TmpfsOpts { size: plan.size.as_ref().map(|s| mount::parse_size(s)).transpose()?, mode: Some(plan.mode), uid: None, gid: None, attrs: Attrs { ro: false, nosuid: true, nodev: true, noexec: false } },
+        &TmpfsOpts {
+            size: plan
+                .size
+                .as_ref()
+                .map(|s| mount::parse_size(s))
+                .transpose()?,
+            mode: Some(plan.mode),
+            uid: None,
+            gid: None,
+            attrs: Attrs {
+                ro: false,
+                nosuid: true,
+                nodev: true,
+                noexec: false,
+            },
+        },
     )?;
     let tfd = safepath::open_dir(Path::new(target)).map_err(|e| e.name("target"))?;
     fsmount::attach(root.as_fd(), tfd.as_fd()).map_err(|e| e.path(target))?;
     // 3. Fill it; on failure take the half-built root away again.
     let r = fill(plan, root.as_fd(), fsroot_trees, devs, prepared);
     if let Err(e) = r {
-        let _ = rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH | rustix::mount::UnmountFlags::NOFOLLOW);
+        let _ = rustix::mount::unmount(
+            target,
+            rustix::mount::UnmountFlags::DETACH | rustix::mount::UnmountFlags::NOFOLLOW,
+        );
         return Err(e);
     }
     Ok(())
 }
 
-fn fill(plan: &Rootfs, root: BorrowedFd<'_>, fsroot_trees: Vec<(&'static str, Prepared)>, devs: Vec<(String, Prepared)>, prepared: Vec<Option<Prepared>>) -> Result<()> {
+fn fill(
+    plan: &Rootfs,
+    root: BorrowedFd<'_>,
+    fsroot_trees: Vec<(&'static str, Prepared)>,
+    devs: Vec<(String, Prepared)>,
+    prepared: Vec<Option<Prepared>>,
+) -> Result<()> {
     let mut reserved: Vec<&str> = Vec::new();
     if plan.dev {
         reserved.push("dev");
@@ -263,8 +317,14 @@ fn fill(plan: &Rootfs, root: BorrowedFd<'_>, fsroot_trees: Vec<(&'static str, Pr
         let names: Vec<String> = if f.links.is_empty() {
             let mut n = Vec::new();
             for (name, _) in &fsroot_trees {
-                let d = safepath::open_in(root, name, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY)?;
-                for ent in rustix::fs::Dir::read_from(&d).map_err(|e| safepath::rx("read_dir", e).path(*name))? {
+                let d = safepath::open_in(
+                    root,
+                    name,
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                )?;
+                for ent in rustix::fs::Dir::read_from(&d)
+                    .map_err(|e| safepath::rx("read_dir", e).path(*name))?
+                {
                     let ent = ent.map_err(|e| safepath::rx("read_dir", e).path(*name))?;
                     let s = ent.file_name().to_string_lossy().into_owned();
                     if s != "." && s != ".." && !n.contains(&s) {
@@ -272,17 +332,31 @@ fn fill(plan: &Rootfs, root: BorrowedFd<'_>, fsroot_trees: Vec<(&'static str, Pr
                     }
                 }
             }
-            n.extend(f.rw_dirs.iter().filter(|d| !n.contains(d)).cloned().collect::<Vec<_>>());
+            n.extend(
+                f.rw_dirs
+                    .iter()
+                    .filter(|d| !n.contains(d))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
             n.sort();
             n
         } else {
             f.links.clone()
         };
         for name in names {
-            if name.contains('/') || name == ".." || name.starts_with("_fsroot_") || reserved.contains(&name.as_str()) {
+            if name.contains('/')
+                || name == ".."
+                || name.starts_with("_fsroot_")
+                || reserved.contains(&name.as_str())
+            {
                 continue;
             }
-            let side = if f.rw_dirs.contains(&name) { "_fsroot_rw" } else { "_fsroot_ro" };
+            let side = if f.rw_dirs.contains(&name) {
+                "_fsroot_rw"
+            } else {
+                "_fsroot_ro"
+            };
             safepath::symlink(root, &format!("{side}/{name}"), &name)?;
         }
     }
@@ -293,7 +367,13 @@ fn fill(plan: &Rootfs, root: BorrowedFd<'_>, fsroot_trees: Vec<(&'static str, Pr
         }
         safepath::mkdir_all(root, "dev/shm", 0o1777)?;
         safepath::mkdir_all(root, "dev/pts", 0o755)?;
-        for (t, l) in [("/proc/self/fd", "dev/fd"), ("/proc/self/fd/0", "dev/stdin"), ("/proc/self/fd/1", "dev/stdout"), ("/proc/self/fd/2", "dev/stderr"), ("pts/ptmx", "dev/ptmx")] {
+        for (t, l) in [
+            ("/proc/self/fd", "dev/fd"),
+            ("/proc/self/fd/0", "dev/stdin"),
+            ("/proc/self/fd/1", "dev/stdout"),
+            ("/proc/self/fd/2", "dev/stderr"),
+            ("pts/ptmx", "dev/ptmx"),
+        ] {
             safepath::symlink(root, t, l)?;
         }
     }
@@ -301,7 +381,11 @@ fn fill(plan: &Rootfs, root: BorrowedFd<'_>, fsroot_trees: Vec<(&'static str, Pr
         safepath::mkdir_all(root, "tmp", 0o1777)?;
     }
     for d in &plan.run_dirs {
-        let mode = if d.trim_end_matches('/').ends_with("lock") { 0o1777 } else { 0o755 };
+        let mode = if d.trim_end_matches('/').ends_with("lock") {
+            0o1777
+        } else {
+            0o755
+        };
         safepath::mkdir_all(root, d, mode)?;
     }
     for (e, p) in plan.entries.iter().zip(prepared.iter()) {
@@ -309,7 +393,11 @@ fn fill(plan: &Rootfs, root: BorrowedFd<'_>, fsroot_trees: Vec<(&'static str, Pr
             Entry::Dir { path, mode } => {
                 safepath::mkdir_all(root, path, *mode)?;
             }
-            Entry::File { path, content, mode } => safepath::write_file(root, path, content, *mode)?,
+            Entry::File {
+                path,
+                content,
+                mode,
+            } => safepath::write_file(root, path, content, *mode)?,
             Entry::Symlink { target, path } => safepath::symlink(root, target, path)?,
             Entry::Bind(b) => {
                 if let Some(p) = p {
@@ -339,7 +427,12 @@ fn fill(plan: &Rootfs, root: BorrowedFd<'_>, fsroot_trees: Vec<(&'static str, Pr
         vfs("proc", "proc", ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, &[])?;
     }
     if plan.sysfs {
-        if let Err(e) = vfs("sysfs", "sys", ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC | ATTR_RDONLY, &[]) {
+        if let Err(e) = vfs(
+            "sysfs",
+            "sys",
+            ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC | ATTR_RDONLY,
+            &[],
+        ) {
             // Without its own network namespace (or owning it) sysfs cannot be mounted:
             // fall back to the host's /sys, recursively read-only, as bubblewrap does.
             if e.errno() != Some(nix::errno::Errno::EPERM) {
@@ -350,16 +443,31 @@ fn fill(plan: &Rootfs, root: BorrowedFd<'_>, fsroot_trees: Vec<(&'static str, Pr
         }
     }
     if plan.devpts {
-        vfs("devpts", "dev/pts", ATTR_NOSUID | ATTR_NOEXEC, &[("newinstance", None), ("ptmxmode", Some("0666")), ("mode", Some("0620"))])?;
+        vfs(
+            "devpts",
+            "dev/pts",
+            ATTR_NOSUID | ATTR_NOEXEC,
+            &[
+                ("newinstance", None),
+                ("ptmxmode", Some("0666")),
+                ("mode", Some("0620")),
+            ],
+        )?;
         if !plan.dev {
             safepath::symlink(root, "pts/ptmx", "dev/ptmx")?;
         }
     }
     if plan.mqueue {
-        vfs("mqueue", "dev/mqueue", ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, &[])?;
+        vfs(
+            "mqueue",
+            "dev/mqueue",
+            ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+            &[],
+        )?;
     }
     if plan.readonly {
-        fsmount::setattr(root, false, ATTR_RDONLY, 0, None).map_err(|e| e.detail("read-only root"))?;
+        fsmount::setattr(root, false, ATTR_RDONLY, 0, None)
+            .map_err(|e| e.detail("read-only root"))?;
     }
     Ok(())
 }

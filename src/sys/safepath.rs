@@ -24,13 +24,19 @@ pub fn rx(op: &str, e: rustix::io::Errno) -> SysError {
 
 /// Open a directory as an O_PATH handle (the root that later paths are resolved in).
 pub fn open_dir(path: &Path) -> Result<OwnedFd> {
-    rfs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| rx("open", e).path(path))
+    rfs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| rx("open", e).path(path))
 }
 
 /// The components of `path` relative to a root ("/etc//x/" → ["etc", "x"]).
 fn components(path: &str) -> Vec<&str> {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
 }
 
 /// Open `path` inside `root` with `flags` (O_CLOEXEC is added). Symlinks and `..` are
@@ -57,7 +63,8 @@ pub fn open_in(root: BorrowedFd<'_>, path: &str, flags: OFlags) -> Result<OwnedF
 /// `..` never climbs above `root`. Returns an O_PATH fd (O_DIRECTORY in `flags` is checked).
 pub fn walk(root: BorrowedFd<'_>, path: &str, flags: OFlags) -> Result<OwnedFd> {
     let err = |e| rx("open", e).path(path);
-    let mut stack: Vec<OwnedFd> = vec![rfs::openat(root, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(err)?];
+    let mut stack: Vec<OwnedFd> =
+        vec![rfs::openat(root, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(err)?];
     let mut todo: VecDeque<String> = components(path).into_iter().map(String::from).collect();
     let mut links = 0;
     while let Some(c) = todo.pop_front() {
@@ -71,8 +78,13 @@ pub fn walk(root: BorrowedFd<'_>, path: &str, flags: OFlags) -> Result<OwnedFd> 
             continue;
         }
         let cur = stack.last().expect("root stays on the stack");
-        let fd = rfs::openat(cur, c.as_str(), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(err)?;
+        let fd = rfs::openat(
+            cur,
+            c.as_str(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err)?;
         let st = rfs::fstat(&fd).map_err(err)?;
         if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Symlink {
             links += 1;
@@ -120,14 +132,24 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &str, mode: u32) -> Result<OwnedFd>
         return open_in(root, ".", OFlags::PATH | OFlags::DIRECTORY);
     };
     if name == ".." {
-        return Err(SysError::invalid("mkdir", "path", format!("{path:?} ends in \"..\"")));
+        return Err(SysError::invalid(
+            "mkdir",
+            "path",
+            format!("{path:?} ends in \"..\""),
+        ));
     }
     let pfd = mkdir_all(root, &parent, 0o755)?;
     match rfs::mkdirat(&pfd, name.as_str(), Mode::from_raw_mode(mode & 0o7777)) {
         Ok(()) => {
-            let d = rfs::openat(&pfd, name.as_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| rx("mkdir", e).path(path))?;
-            rfs::fchmod(&d, Mode::from_raw_mode(mode & 0o7777)).map_err(|e| rx("chmod", e).path(path))?;
+            let d = rfs::openat(
+                &pfd,
+                name.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| rx("mkdir", e).path(path))?;
+            rfs::fchmod(&d, Mode::from_raw_mode(mode & 0o7777))
+                .map_err(|e| rx("chmod", e).path(path))?;
         }
         Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(rx("mkdir", e).path(path)),
@@ -166,8 +188,9 @@ pub fn write_file(root: BorrowedFd<'_>, path: &str, content: &[u8], mode: u32) -
 /// Create a symlink `path -> target` inside `root` (parents created 0755). The target is
 /// stored as given and never followed here.
 pub fn symlink(root: BorrowedFd<'_>, target: &str, path: &str) -> Result<()> {
-    let (parent, name) = split_last(path)
-        .ok_or_else(|| SysError::invalid("symlink", "path", "the root itself cannot be a symlink"))?;
+    let (parent, name) = split_last(path).ok_or_else(|| {
+        SysError::invalid("symlink", "path", "the root itself cannot be a symlink")
+    })?;
     let pfd = mkdir_all(root, &parent, 0o755)?;
     rfs::symlinkat(target, &pfd, name.as_str())
         .map_err(|e| rx("symlink", e).path(path).detail(format!("→ {target}")))
@@ -188,7 +211,12 @@ pub fn mount_point(root: BorrowedFd<'_>, path: &str, file: bool) -> Result<Owned
     let (parent, name) = split_last(path)
         .ok_or_else(|| SysError::invalid("mount", "target", "the root itself is not a file"))?;
     let pfd = mkdir_all(root, &parent, 0o755)?;
-    match rfs::openat(&pfd, name.as_str(), OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o644)) {
+    match rfs::openat(
+        &pfd,
+        name.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    ) {
         Ok(_) | Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(rx("mount point", e).path(path)),
     }
@@ -202,7 +230,11 @@ pub fn check_inside(op: &str, arg: &str, path: &str) -> Result<()> {
     for c in components(path) {
         depth += if c == ".." { -1 } else { 1 };
         if depth < 0 {
-            return Err(SysError::invalid(op, arg, format!("{path:?} is outside the root (it climbs above it with \"..\")")));
+            return Err(SysError::invalid(
+                op,
+                arg,
+                format!("{path:?} is outside the root (it climbs above it with \"..\")"),
+            ));
         }
     }
     Ok(())
@@ -210,9 +242,14 @@ pub fn check_inside(op: &str, arg: &str, path: &str) -> Result<()> {
 
 /// Remove `path` inside `root` (a directory when `dir`), never following a final symlink.
 pub fn remove(root: BorrowedFd<'_>, path: &str, dir: bool) -> Result<()> {
-    let (parent, name) = split_last(path).ok_or_else(|| SysError::invalid("remove", "path", "the root itself"))?;
+    let (parent, name) =
+        split_last(path).ok_or_else(|| SysError::invalid("remove", "path", "the root itself"))?;
     let pfd = open_in(root, &parent, OFlags::PATH | OFlags::DIRECTORY)?;
-    let flags = if dir { rfs::AtFlags::REMOVEDIR } else { rfs::AtFlags::empty() };
+    let flags = if dir {
+        rfs::AtFlags::REMOVEDIR
+    } else {
+        rfs::AtFlags::empty()
+    };
     rfs::unlinkat(&pfd, name.as_str(), flags).map_err(|e| rx("remove", e).path(path))
 }
 
@@ -238,7 +275,11 @@ pub fn real_path(root: BorrowedFd<'_>, path: &str) -> Option<String> {
     let pfd = open_in(root, &parent, OFlags::PATH | OFlags::DIRECTORY).ok()?;
     let dir = std::fs::read_link(fd_path(&pfd)).ok()?;
     let dir = dir.to_string_lossy();
-    Some(if name.is_empty() { dir.into_owned() } else { format!("{}/{name}", dir.trim_end_matches('/')) })
+    Some(if name.is_empty() {
+        dir.into_owned()
+    } else {
+        format!("{}/{name}", dir.trim_end_matches('/'))
+    })
 }
 
 /// Whether the object behind `fd` is a directory.
@@ -288,8 +329,18 @@ mod tests {
             assert_eq!(ino(&a), (sub.dev(), sub.ino()));
             assert_eq!(ino(&b), (sub.dev(), sub.ino()));
         }
-        assert_eq!(walk(root.as_fd(), "loop1", OFlags::PATH).unwrap_err().errno(), Some(Errno::ELOOP));
-        assert_eq!(open_in(root.as_fd(), "loop1", OFlags::PATH).unwrap_err().errno(), Some(Errno::ELOOP));
+        assert_eq!(
+            walk(root.as_fd(), "loop1", OFlags::PATH)
+                .unwrap_err()
+                .errno(),
+            Some(Errno::ELOOP)
+        );
+        assert_eq!(
+            open_in(root.as_fd(), "loop1", OFlags::PATH)
+                .unwrap_err()
+                .errno(),
+            Some(Errno::ELOOP)
+        );
     }
 
     #[test]
@@ -305,10 +356,20 @@ mod tests {
         write_file(root.as_fd(), "up/f", b"hi", 0o600).unwrap();
         assert_eq!(std::fs::read(r.join("f")).unwrap(), b"hi");
         symlink(root.as_fd(), "/", "etc/l").unwrap();
-        assert!(r.join("l").symlink_metadata().unwrap().file_type().is_symlink());
+        assert!(r
+            .join("l")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink());
         // A symlink as the final component of a file write is refused, not followed.
         std::os::unix::fs::symlink("/tmp/ctrsh-never", r.join("bad")).unwrap();
-        assert_eq!(write_file(root.as_fd(), "bad", b"x", 0o644).unwrap_err().errno(), Some(Errno::ELOOP));
+        assert_eq!(
+            write_file(root.as_fd(), "bad", b"x", 0o644)
+                .unwrap_err()
+                .errno(),
+            Some(Errno::ELOOP)
+        );
         assert!(!Path::new("/tmp/ctrsh-never").exists());
         let m = std::fs::metadata(r.join("ctrsh-safepath-test/x")).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o700);
