@@ -853,6 +853,7 @@ fn every_fs_function_is_documented_with_an_example() {
         "dev_bind",
         "bind_entry",
         "mount_seq",
+        "enter_rootfs",
     ] {
         let out = ctrsh().args(["doc", name]).output().unwrap();
         let o = text(&out.stdout);
@@ -938,6 +939,41 @@ fn recipe_mounts_are_torn_down_at_the_end_unless_kept() {
     assert!(
         out.contains(&format!("STILL {}", s.path("b")))
             && !out.contains(&format!("STILL {}\n", s.path("a"))),
+        "{out}"
+    );
+}
+
+#[test]
+fn enter_rootfs_takes_a_plan_a_map_or_a_directory() {
+    let s = Scratch::new("ent");
+    std::fs::create_dir_all(s.path("tree/data")).unwrap();
+    std::fs::write(s.path("tree/data/f"), "from the tree").unwrap();
+    // A plan whose bind source lives under the staging directory (/tmp) is still seen.
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"enter_rootfs(rootfs(#{{ tmp: true, proc: true, entries: [ro_bind("{t}/data", "/data")] }}), false);
+            print(`root=${{list_dir("/")}} f=${{read_file("/data/f")}}`);"#,
+            t = s.path("tree")
+        ),
+    );
+    assert!(
+        out.contains("root=[\"data\", \"proc\", \"tmp\"] f=from the tree"),
+        "{out}"
+    );
+    std::fs::create_dir_all(s.path("tree/proc")).unwrap();
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"enter_rootfs("{t}", true); print(`root=${{list_dir("/")}}`);"#,
+            t = s.path("tree")
+        ),
+    );
+    assert!(out.contains("root=[\"data\", \"proc\"]"), "{out}");
+    assert!(
+        inner_mounts(&out)
+            .iter()
+            .any(|(t, f, _)| t == "/proc" && f == "proc"),
         "{out}"
     );
 }

@@ -559,10 +559,11 @@ pub fn register(api: &mut Api) {
         "overlay",
         "overlay(spec: map) -> string",
         "Mount an overlay: #{ lower: dir or [top, ..., bottom], upper, work, target }. Without\n\
-         upper/work it is read-only. Options: ro, nosuid, nodev, noexec, root, keep.\n\
+         upper/work it is read-only. Options: userxattr (inside a user namespace), ro, nosuid,\n\
+         nodev, noexec, root, keep.\n\
          Example:\n    overlay(#{ lower: [\"/srv/base\"], upper: \"/srv/u\", work: \"/srv/w\", target: \"/mnt\" });",
         |spec: Map| -> RResult<String> {
-            let o = Opts::new("overlay", spec, &["lower", "upper", "work", "target", "ro", "nosuid", "nodev", "noexec", "root", "keep"])?;
+            let o = Opts::new("overlay", spec, &["lower", "upper", "work", "target", "userxattr", "ro", "nosuid", "nodev", "noexec", "root", "keep"])?;
             let lower = o.strs("lower")?;
             let target = o.req_str("target")?;
             let root = o.str("root")?;
@@ -572,7 +573,8 @@ pub fn register(api: &mut Api) {
             let upper = o.str("upper")?;
             let work = o.str("work")?;
             let attrs = attrs_of(&o, false)?;
-            with_place("overlay", "target", &target, root.as_deref(), |p| mount::overlay(&lower, upper.as_deref(), work.as_deref(), p, attrs))?;
+            let userxattr = o.bool("userxattr", false)?;
+            with_place("overlay", "target", &target, root.as_deref(), |p| mount::overlay(&lower, upper.as_deref(), work.as_deref(), userxattr, p, attrs))?;
             let t = host_path(&target, root.as_deref());
             own_mount(o.bool("keep", false)?, "overlay", t.clone());
             Ok(t)

@@ -261,6 +261,38 @@ pub fn parse_rootfs(spec: Map) -> RResult<Rootfs> {
     Ok(Rootfs { plan })
 }
 
+/// What `spawn(#{ rootfs: ... })` may be given, for the launcher.
+pub enum RootArg {
+    /// A plan (`rootfs(...)` value, or a spec map): build it in the child with
+    /// `sys::rootfs::enter(&plan)` (or `build` + `pivot_into`).
+    Plan(sr::Rootfs),
+    /// An existing directory: `sys::mount::pivot_into(dir, mount_proc)` in the child.
+    Dir(String),
+}
+
+/// Read the launcher's `rootfs` key: a Rootfs value, a spec map, or an absolute directory.
+pub fn rootfs_arg(op: &str, v: &Dynamic) -> RResult<RootArg> {
+    if let Some(r) = v.read_lock::<Rootfs>() {
+        return Ok(RootArg::Plan(r.plan.clone()));
+    }
+    if let Some(m) = v.read_lock::<Map>() {
+        return parse_rootfs(m.clone()).map(|r| RootArg::Plan(r.plan));
+    }
+    if let Ok(dir) = v.clone().into_string() {
+        mount::need_absolute(op, "rootfs", &dir).script()?;
+        mount::open_source(op, "rootfs", &dir).script()?;
+        return Ok(RootArg::Dir(dir));
+    }
+    Err(arg_err(
+        op,
+        "rootfs",
+        format!(
+            "expected a directory, a rootfs(...) value or its spec map, got {}",
+            v.type_name()
+        ),
+    ))
+}
+
 pub fn register(api: &mut Api) {
     api.ty::<Rootfs>("Rootfs");
     api.engine
@@ -297,6 +329,19 @@ pub fn register(api: &mut Api) {
         },
     );
     api.func(
+        "build",
+        "Rootfs.build(dir: string, opts: map)",
+        "Build the root on `dir` now; `keep: true` leaves it mounted when the recipe ends.\n\
+         Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    rootfs(#{ tmp: true }).build(\"/mnt\", #{ keep: true });",
+        |r: &mut Rootfs, dir: &str, opts: Map| -> RResult<()> {
+            let o = Opts::new("build", opts, &["keep"])?;
+            let keep = o.bool("keep", false)?;
+            sr::build(&r.plan, dir).script()?;
+            own_mount(keep, "rootfs", dir.to_string());
+            Ok(())
+        },
+    );
+    api.func(
         "enter",
         "Rootfs.enter()",
         "Move the shell itself into the root: make every mount private, build it on /tmp (bind\n\
@@ -304,6 +349,29 @@ pub fn register(api: &mut Api) {
          namespace of the shell's own (unshare([\"mnt\"])).\n\
          Example:\n    unshare([\"mnt\"]); rootfs(#{ proc: true, tmp: true }).enter(); print(list_dir(\"/\"));",
         |r: &mut Rootfs| -> RResult<()> { sr::enter(&r.plan).script() },
+    );
+    api.func(
+        "enter_rootfs",
+        "enter_rootfs(root: Rootfs|map|string, mount_proc: bool)",
+        "Move the shell into a root the way spawn(#{ rootfs }) moves a container: a rootfs(...)\n\
+         value or its spec map is built and pivoted into (as .enter()); a directory is pivoted\n\
+         into directly. `mount_proc` mounts a new /proc afterwards (unless the plan has one).\n\
+         Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    enter_rootfs(#{ tmp: true }, true); print(list_dir(\"/\"));",
+        |root: Dynamic, mount_proc: bool| -> RResult<()> {
+            match rootfs_arg("enter_rootfs", &root)? {
+                RootArg::Plan(plan) => {
+                    sr::enter(&plan).script()?;
+                    if mount_proc && !plan.proc {
+                        let root = safepath::open_dir(Path::new("/")).script()?;
+                        safepath::mkdir_all(root.as_fd(), "proc", 0o555).script()?;
+                        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                        mount::mount(Some("proc"), mount::Place::Host("/proc"), Some("proc"), flags, None).script()?;
+                    }
+                    Ok(())
+                }
+                RootArg::Dir(dir) => mount::pivot_into(&dir, mount_proc).script(),
+            }
+        },
     );
     api.func("dir", "dir(path: string, mode: int) -> map", "A rootfs entry / mount_seq op: a directory (and missing parents) with `mode`.\nExample:\n    rootfs(#{ entries: [dir(\"/tmp\", 0o1777)] });", |path: &str, mode: i64| -> Map {
         entry("dir", vec![("path", path.into()), ("mode", mode.into())])

@@ -517,6 +517,7 @@ pub fn overlay(
     lower: &[String],
     upper: Option<&str>,
     work: Option<&str>,
+    userxattr: bool,
     dst: Place<'_>,
     attrs: Attrs,
 ) -> Result<()> {
@@ -569,15 +570,16 @@ pub fn overlay(
     if !plus {
         let b2 = FsBuilder::new("overlay", "overlay").map_err(ctx)?;
         b2.set("lowerdir", &lower.join(":")).map_err(ctx)?;
-        return overlay_finish(b2, upper, work, dst, attrs);
+        return overlay_finish(b2, upper, work, userxattr, dst, attrs);
     }
-    overlay_finish(b, upper, work, dst, attrs)
+    overlay_finish(b, upper, work, userxattr, dst, attrs)
 }
 
 fn overlay_finish(
     b: FsBuilder,
     upper: Option<&str>,
     work: Option<&str>,
+    userxattr: bool,
     dst: Place<'_>,
     attrs: Attrs,
 ) -> Result<()> {
@@ -585,6 +587,9 @@ fn overlay_finish(
         e.path(dst.path())
             .detail(format!("overlay → {}", dst.path()))
     };
+    if userxattr {
+        b.flag("userxattr").map_err(ctx)?;
+    }
     if let (Some(u), Some(w)) = (upper, work) {
         b.set("upperdir", u).map_err(|e| ctx(e).name("upper"))?;
         b.set("workdir", w).map_err(|e| ctx(e).name("work"))?;

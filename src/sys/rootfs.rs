@@ -10,6 +10,10 @@
 //! rootfs::build(&plan, "/some/dir")?;  // the caller's mount namespace must not be shared
 //! rootfs::pivot_into("/some/dir", mount_proc)?;
 //! ```
+//! For `spawn(#{ rootfs: "/some/dir" })` (an existing tree) the child calls
+//! `mount::pivot_into(dir, mount_proc)` only. `engine::rootfs::rootfs_arg` reads the
+//! script value (a `Rootfs`, its spec map, or a directory) into `RootArg::{Plan, Dir}`.
+//!
 //! `build` first clones every bind source as a detached mount tree (so a source under the
 //! staging directory is not hidden by the new root), then mounts the root tmpfs, then
 //! creates everything inside it through `safepath` (a symlink in a source tree never makes
