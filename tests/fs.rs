@@ -529,6 +529,12 @@ fn renameat2_exchange_and_noreplace() {
     assert_eq!(std::fs::read_to_string(s.path("a")).unwrap(), "B");
     assert_eq!(std::fs::read_to_string(s.path("b")).unwrap(), "A");
     assert!(out.contains("EEXIST"), "{out}");
+    // whiteout: `a` becomes the 0:0 character device overlayfs reads as "deleted".
+    eval_ok(&format!(r#"renameat2("{a}", "{c}", #{{ whiteout: true }});"#, a = s.path("a"), c = s.path("c")));
+    use std::os::unix::fs::FileTypeExt;
+    let m = std::fs::symlink_metadata(s.path("a")).unwrap();
+    assert!(m.file_type().is_char_device() && m.rdev() == 0);
+    assert_eq!(std::fs::read_to_string(s.path("c")).unwrap(), "B");
 }
 
 #[test]

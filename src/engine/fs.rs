@@ -172,7 +172,9 @@ pub fn mount_flags(op: &str, v: Option<&Dynamic>) -> RResult<libc::c_ulong> {
 
 /// Check an fstype before any kernel call, with suggestions.
 pub fn check_fstype(op: &str, fstype: &str) -> RResult<()> {
-    if mount::fstype_known(fstype) == Some(false) {
+    // "fuse.sshfs": the kernel knows the part before the dot.
+    let base = fstype.split('.').next().unwrap_or(fstype);
+    if mount::fstype_known(base) == Some(false) {
         let known = mount::fstypes();
         let near = super::report::nearest(fstype, &known, 3);
         let hint = if near.is_empty() {
