@@ -4,7 +4,9 @@ mod common;
 use common::*;
 
 fn run_script(name: &str, args: &[&str]) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
     let out = ctrsh().arg(&path).args(args).output().expect("run ctrsh");
     assert!(
         out.status.success(),
@@ -30,7 +32,12 @@ fn explore_ns_returns_home() {
 #[test]
 fn every_script_compiles_and_calls_only_known_functions() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "rhai")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+        .collect();
     files.sort();
     assert!(!files.is_empty());
     ctrsh().arg("check").args(&files).assert().success();

@@ -114,7 +114,8 @@ pub fn register(api: &mut Api) {
         "remove_file(path: string)",
         "Remove a file (not a directory).\nExample:\n    remove_file(\"/tmp/box.conf\");",
         |path: &str| -> RResult<()> {
-            std::fs::remove_file(path).map_err(|e| sys_err(SysError::io("remove_file", &e).path(path)))
+            std::fs::remove_file(path)
+                .map_err(|e| sys_err(SysError::io("remove_file", &e).path(path)))
         },
     );
     api.func(

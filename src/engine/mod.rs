@@ -9,11 +9,14 @@ pub mod core;
 pub mod doc;
 pub mod error;
 pub mod fd;
+pub mod fs;
 pub mod nft;
 pub mod ns;
+pub mod opts;
 pub mod process;
 pub mod report;
 pub mod resolver;
+pub mod rootfs;
 pub mod show;
 pub mod sources;
 
@@ -75,6 +78,8 @@ impl Shell {
         ns::register(&mut Api::new(&mut engine, &mut docs, "ns"));
         process::register(&mut Api::new(&mut engine, &mut docs, "process"));
         nft::register(&mut Api::new(&mut engine, &mut docs, "net"));
+        fs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
+        rootfs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
 
         Shell {
             engine,

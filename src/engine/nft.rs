@@ -21,15 +21,29 @@ thread_local! {
 
 /// Parse "10.0.0.0/24" or "fd00::/64", naming the argument on error.
 fn parse_cidr(op: &str, arg: &str, s: &str) -> RResult<(IpAddr, u8)> {
-    let (a, l) = s.split_once('/').ok_or_else(|| arg_err(op, arg, format!("{s:?} is not address/prefix-length")))?;
-    let ip: IpAddr = a.parse().map_err(|_| arg_err(op, arg, format!("{a:?} in {s:?} is not an IP address")))?;
+    let (a, l) = s
+        .split_once('/')
+        .ok_or_else(|| arg_err(op, arg, format!("{s:?} is not address/prefix-length")))?;
+    let ip: IpAddr = a
+        .parse()
+        .map_err(|_| arg_err(op, arg, format!("{a:?} in {s:?} is not an IP address")))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len: u8 = l.parse().ok().filter(|n| *n <= max).ok_or_else(|| arg_err(op, arg, format!("prefix length in {s:?} must be 0..={max}")))?;
+    let len: u8 = l
+        .parse()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| arg_err(op, arg, format!("prefix length in {s:?} must be 0..={max}")))?;
     Ok((ip, len))
 }
 
 fn valid_ifname(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 15 && name != "." && name != ".." && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
 }
 
 fn masquerade(opts: Map) -> RResult<Map> {
@@ -38,8 +52,15 @@ fn masquerade(opts: Map) -> RResult<Map> {
     for k in opts.keys() {
         if !KEYS.contains(&k.as_str()) {
             let near = super::report::nearest(k, &candidates, 1);
-            let hint = near.first().map(|n| format!("; did you mean {n}?")).unwrap_or_default();
-            return Err(arg_err(OP, k, format!("unknown option {k:?}{hint} (options: {})", KEYS.join(", "))));
+            let hint = near
+                .first()
+                .map(|n| format!("; did you mean {n}?"))
+                .unwrap_or_default();
+            return Err(arg_err(
+                OP,
+                k,
+                format!("unknown option {k:?}{hint} (options: {})", KEYS.join(", ")),
+            ));
         }
     }
     let get_str = |key: &str| -> RResult<String> {
@@ -53,14 +74,21 @@ fn masquerade(opts: Map) -> RResult<Map> {
     let (addr, prefix_len) = parse_cidr(OP, "src", &src)?;
     let out = get_str("out")?;
     if !valid_ifname(&out) {
-        return Err(arg_err(OP, "out", format!("{out:?} is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)")));
+        return Err(arg_err(
+            OP,
+            "out",
+            format!("{out:?} is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)"),
+        ));
     }
     let ns: Option<Rc<NsFd>> = match opts.get("ns") {
         Some(v) if !v.is_unit() => Some(ns_from(OP, "ns", v, NsKind::Net)?),
         _ => None,
     };
     let table = match opts.get("table") {
-        Some(t) => t.clone().into_string().map_err(|t| arg_err(OP, "table", format!("must be a string, got {t}")))?,
+        Some(t) => t
+            .clone()
+            .into_string()
+            .map_err(|t| arg_err(OP, "table", format!("must be a string, got {t}")))?,
         None => {
             let n = NEXT_TABLE.with(|c| {
                 c.set(c.get() + 1);
@@ -69,17 +97,44 @@ fn masquerade(opts: Map) -> RResult<Map> {
             format!("ctrsh_nat_{}_{n}", std::process::id())
         }
     };
-    if table.is_empty() || table.len() > 255 || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(arg_err(OP, "table", format!("{table:?} is not a valid table name (letters, digits, _ and -)")));
+    if table.is_empty()
+        || table.len() > 255
+        || !table
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(arg_err(
+            OP,
+            "table",
+            format!("{table:?} is not a valid table name (letters, digits, _ and -)"),
+        ));
     }
-    let keep = opts.get("keep").map(|v| v.as_bool().unwrap_or(false)).unwrap_or(false);
-    let family = if addr.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 };
-    let m = Masquerade { table: table.clone(), family, src: addr, prefix_len, out: out.clone() };
-    nft::add_masquerade(ns.as_deref(), &m).map_err(|e| e.detail(format!("{src} out of {out}"))).script()?;
+    let keep = opts
+        .get("keep")
+        .map(|v| v.as_bool().unwrap_or(false))
+        .unwrap_or(false);
+    let family = if addr.is_ipv4() {
+        Family::Ipv4
+    } else {
+        Family::Ipv6
+    };
+    let m = Masquerade {
+        table: table.clone(),
+        family,
+        src: addr,
+        prefix_len,
+        out: out.clone(),
+    };
+    nft::add_masquerade(ns.as_deref(), &m)
+        .map_err(|e| e.detail(format!("{src} out of {out}")))
+        .script()?;
     if !keep {
         let ns2 = ns.clone();
         let t2 = table.clone();
-        cleanup::own(format!("nftables table {} {t2}", family.name()), move || nft::delete_table(ns2.as_deref(), family, &t2));
+        cleanup::own(
+            format!("nftables table {} {t2}", family.name()),
+            move || nft::delete_table(ns2.as_deref(), family, &t2),
+        );
     }
     let mut res = Map::new();
     res.insert("table".into(), Dynamic::from(table));

@@ -9,3 +9,9 @@ pub mod signals;
 pub mod thread;
 
 pub use error::{Result, SysError};
+pub mod fsmount;
+pub mod loopdev;
+pub mod mount;
+pub mod mountinfo;
+pub mod rootfs;
+pub mod safepath;

@@ -89,7 +89,10 @@ impl Msg {
         buf.push(family);
         buf.push(0); // NFNETLINK_V0
         buf.extend_from_slice(&res_id.to_be_bytes());
-        Msg { buf, nests: Vec::new() }
+        Msg {
+            buf,
+            nests: Vec::new(),
+        }
     }
     fn attr(&mut self, ty: u16, data: &[u8]) -> &mut Self {
         let len = 4 + data.len();
@@ -110,7 +113,8 @@ impl Msg {
     fn begin(&mut self, ty: u16) -> &mut Self {
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
         self
     }
     fn end(&mut self) -> &mut Self {
@@ -131,7 +135,9 @@ impl Msg {
     }
     /// One expression: name plus its data attributes written by `data`.
     fn expr(&mut self, name: &str, data: impl FnOnce(&mut Msg)) -> &mut Self {
-        self.begin(NFTA_LIST_ELEM).str(NFTA_EXPR_NAME, name).begin(NFTA_EXPR_DATA);
+        self.begin(NFTA_LIST_ELEM)
+            .str(NFTA_EXPR_NAME, name)
+            .begin(NFTA_EXPR_DATA);
         data(self);
         self.end().end()
     }
@@ -161,26 +167,56 @@ pub fn add_masquerade(ns: Option<&NsFd>, m: &Masquerade) -> Result<()> {
 
     let mut msgs = Vec::new();
     // EXCL: never add to (and later delete) a table someone else made.
-    let mut t = Msg::new(subsys(NFT_MSG_NEWTABLE), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, 1, family, 0);
+    let mut t = Msg::new(
+        subsys(NFT_MSG_NEWTABLE),
+        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
+        1,
+        family,
+        0,
+    );
     t.str(NFTA_TABLE_NAME, &m.table);
     msgs.push(t.finish());
-    let mut c = Msg::new(subsys(NFT_MSG_NEWCHAIN), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, 2, family, 0);
-    c.str(NFTA_CHAIN_TABLE, &m.table).str(NFTA_CHAIN_NAME, "postrouting");
-    c.begin(NFTA_CHAIN_HOOK).u32(NFTA_HOOK_HOOKNUM, NF_INET_POST_ROUTING).u32(NFTA_HOOK_PRIORITY, 100).end();
+    let mut c = Msg::new(
+        subsys(NFT_MSG_NEWCHAIN),
+        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
+        2,
+        family,
+        0,
+    );
+    c.str(NFTA_CHAIN_TABLE, &m.table)
+        .str(NFTA_CHAIN_NAME, "postrouting");
+    c.begin(NFTA_CHAIN_HOOK)
+        .u32(NFTA_HOOK_HOOKNUM, NF_INET_POST_ROUTING)
+        .u32(NFTA_HOOK_PRIORITY, 100)
+        .end();
     c.str(NFTA_CHAIN_TYPE, "nat");
     msgs.push(c.finish());
-    let mut r = Msg::new(subsys(NFT_MSG_NEWRULE), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, 3, family, 0);
-    r.str(NFTA_RULE_TABLE, &m.table).str(NFTA_RULE_CHAIN, "postrouting");
+    let mut r = Msg::new(
+        subsys(NFT_MSG_NEWRULE),
+        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
+        3,
+        family,
+        0,
+    );
+    r.str(NFTA_RULE_TABLE, &m.table)
+        .str(NFTA_RULE_CHAIN, "postrouting");
     r.begin(NFTA_RULE_EXPRESSIONS);
     // payload load: source address → reg 1
     r.expr("payload", |e| {
-        e.u32(1, NFT_REG_1).u32(2, NFT_PAYLOAD_NETWORK_HEADER).u32(3, offset).u32(4, addr_bytes.len() as u32);
+        e.u32(1, NFT_REG_1)
+            .u32(2, NFT_PAYLOAD_NETWORK_HEADER)
+            .u32(3, offset)
+            .u32(4, addr_bytes.len() as u32);
     });
     // bitwise: reg 1 = reg 1 & mask ^ 0
     r.expr("bitwise", |e| {
-        e.u32(1, NFT_REG_1).u32(2, NFT_REG_1).u32(3, addr_bytes.len() as u32);
+        e.u32(1, NFT_REG_1)
+            .u32(2, NFT_REG_1)
+            .u32(3, addr_bytes.len() as u32);
         e.begin(4).attr(NFTA_DATA_VALUE, &mask).end();
-        e.begin(5).attr(NFTA_DATA_VALUE, &vec![0u8; addr_bytes.len()]).end();
+        e.begin(5)
+            .attr(NFTA_DATA_VALUE, &vec![0u8; addr_bytes.len()])
+            .end();
     });
     // cmp: reg 1 == network
     r.expr("cmp", |e| {
@@ -203,7 +239,13 @@ pub fn add_masquerade(ns: Option<&NsFd>, m: &Masquerade) -> Result<()> {
 
 /// Delete a table (and everything in it) of `family` named `table`.
 pub fn delete_table(ns: Option<&NsFd>, family: Family, table: &str) -> Result<()> {
-    let mut t = Msg::new(subsys(NFT_MSG_DELTABLE), NLM_F_REQUEST | NLM_F_ACK, 1, family.nfproto(), 0);
+    let mut t = Msg::new(
+        subsys(NFT_MSG_DELTABLE),
+        NLM_F_REQUEST | NLM_F_ACK,
+        1,
+        family.nfproto(),
+        0,
+    );
     t.str(NFTA_TABLE_NAME, table);
     batch(ns, "nft delete table", table, &[t.finish()])
 }
@@ -233,39 +275,66 @@ fn batch(ns: Option<&NsFd>, op: &str, object: &str, msgs: &[Vec<u8>]) -> Result<
             Some(n) => Some(NsGuard::enter(&[n])?),
             None => None,
         };
-        let s = Socket::new(NETLINK_NETFILTER).map_err(|e| SysError::io("socket(NETLINK_NETFILTER)", &e));
+        let s = Socket::new(NETLINK_NETFILTER)
+            .map_err(|e| SysError::io("socket(NETLINK_NETFILTER)", &e));
         if let Some(g) = guard {
             g.restore()?;
         }
         s?
     };
-    socket.connect(&SocketAddr::new(0, 0)).map_err(|e| SysError::io("connect(netlink)", &e))?;
-    let mut buf = Msg::new(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, libc::AF_UNSPEC as u8, NFNL_SUBSYS_NFTABLES).finish();
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|e| SysError::io("connect(netlink)", &e))?;
+    let mut buf = Msg::new(
+        NFNL_MSG_BATCH_BEGIN,
+        NLM_F_REQUEST,
+        0,
+        libc::AF_UNSPEC as u8,
+        NFNL_SUBSYS_NFTABLES,
+    )
+    .finish();
     for m in msgs {
         buf.extend_from_slice(m);
     }
-    buf.extend_from_slice(&Msg::new(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, libc::AF_UNSPEC as u8, NFNL_SUBSYS_NFTABLES).finish());
-    socket.send(&buf, 0).map_err(|e| SysError::io(op, &e).name(object))?;
+    buf.extend_from_slice(
+        &Msg::new(
+            NFNL_MSG_BATCH_END,
+            NLM_F_REQUEST,
+            0,
+            libc::AF_UNSPEC as u8,
+            NFNL_SUBSYS_NFTABLES,
+        )
+        .finish(),
+    );
+    socket
+        .send(&buf, 0)
+        .map_err(|e| SysError::io(op, &e).name(object))?;
     let mut acked = 0;
     let mut rbuf = vec![0u8; 8192];
     while acked < msgs.len() {
-        let n = socket.recv(&mut &mut rbuf[..], 0).map_err(|e| SysError::io(op, &e).name(object))?;
+        let n = socket
+            .recv(&mut &mut rbuf[..], 0)
+            .map_err(|e| SysError::io(op, &e).name(object))?;
         let mut off = 0;
         while off + 16 <= n {
-            let len = u32::from_ne_bytes(rbuf[off..off + 4].try_into().unwrap_or_default()) as usize;
+            let len =
+                u32::from_ne_bytes(rbuf[off..off + 4].try_into().unwrap_or_default()) as usize;
             let ty = u16::from_ne_bytes([rbuf[off + 4], rbuf[off + 5]]);
             if len < 16 || off + len > n {
                 return Err(SysError::protocol(op, "truncated netlink reply").name(object));
             }
             if ty == NLMSG_ERROR && len >= 20 {
-                let code = i32::from_ne_bytes(rbuf[off + 16..off + 20].try_into().unwrap_or_default());
+                let code =
+                    i32::from_ne_bytes(rbuf[off + 16..off + 20].try_into().unwrap_or_default());
                 if code != 0 {
                     let err = SysError::os(op, Errno::from_raw(-code)).name(object);
                     return Err(match Errno::from_raw(-code) {
-                        Errno::EOPNOTSUPP | Errno::ENOENT if op == "masquerade" => {
-                            err.hint("the kernel may lack nf_tables NAT (modules nft_chain_nat, nft_masq)")
+                        Errno::EOPNOTSUPP | Errno::ENOENT if op == "masquerade" => err.hint(
+                            "the kernel may lack nf_tables NAT (modules nft_chain_nat, nft_masq)",
+                        ),
+                        Errno::EEXIST => {
+                            err.hint("a table of that name exists already; pick another `table`")
                         }
-                        Errno::EEXIST => err.hint("a table of that name exists already; pick another `table`"),
                         _ => err,
                     });
                 }
@@ -294,7 +363,10 @@ mod tests {
         let mut m = Msg::new(subsys(NFT_MSG_NEWTABLE), NLM_F_REQUEST, 1, 2, 0);
         m.str(NFTA_TABLE_NAME, "abc");
         let b = m.finish();
-        assert_eq!(u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize, b.len());
+        assert_eq!(
+            u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize,
+            b.len()
+        );
         assert_eq!(b.len() % 4, 0);
         assert_eq!(b.len(), 16 + 4 + 8);
     }

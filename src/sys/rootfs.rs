@@ -1,0 +1,491 @@
+//! ctrtool's container-rootfs-mount as a plan: a tmpfs root built from scratch.
+//!
+//! # Interface for the process launcher (spawn)
+//!
+//! ```text
+//! let plan: Rootfs = ...;              // plain data; building it has no side effects
+//! // in the child, after unshare(CLONE_NEWNS) (and CLONE_NEWPID for a private /proc):
+//! rootfs::enter(&plan)?;               // = make / private, build(&plan, STAGING), pivot_into(STAGING, false)
+//! // or in two steps, with a directory of your choice:
+//! rootfs::build(&plan, "/some/dir")?;  // the caller's mount namespace must not be shared
+//! rootfs::pivot_into("/some/dir", mount_proc)?;
+//! ```
+//! For `spawn(#{ rootfs: "/some/dir" })` (an existing tree) the child calls
+//! `mount::pivot_into(dir, mount_proc)` only. `engine::rootfs::rootfs_arg` reads the
+//! script value (a `Rootfs`, its spec map, or a directory) into `RootArg::{Plan, Dir}`.
+//!
+//! `build` first clones every bind source as a detached mount tree (so a source under the
+//! staging directory is not hidden by the new root), then mounts the root tmpfs, then
+//! creates everything inside it through `safepath` (a symlink in a source tree never makes
+//! it create or mount outside the root). On failure the half-built root is detached.
+//! `pivot_into` pivots, detaches the old root, chdirs to / and mounts /proc if asked.
+//!
+//! Order of building: `_fsroot_ro`/`_fsroot_rw` binds and their top-level links, /dev,
+//! /tmp, run_dirs, then the entries in the order given, then proc, sysfs, devpts, mqueue,
+//! and last the optional read-only remount of the root.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::rc::Rc;
+
+use super::error::{Result, SysError};
+use super::fsmount::{self, FsBuilder, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
+use super::mount::{self, Attrs, TmpfsOpts};
+use super::ns::NsFd;
+use super::safepath;
+
+/// Where `enter` builds the root before pivoting into it (inside the child's private mount
+/// namespace; bind sources are cloned before it is covered).
+pub const STAGING: &str = "/tmp";
+
+/// One thing to create in the root.
+#[derive(Clone)]
+pub enum Entry {
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        content: Vec<u8>,
+        mode: u32,
+    },
+    Symlink {
+        target: String,
+        path: String,
+    },
+    Bind(Bind),
+    Tmpfs {
+        path: String,
+        opts: TmpfsOpts,
+    },
+}
+
+/// A bind mount from the host into the root.
+#[derive(Clone)]
+pub struct Bind {
+    /// Host path (absolute).
+    pub src: String,
+    /// Path inside the root.
+    pub dst: String,
+    pub recursive: bool,
+    pub attrs: Attrs,
+    /// Skip it quietly when `src` does not exist (like bwrap's --ro-bind-try).
+    pub optional: bool,
+    pub idmap: Option<Rc<NsFd>>,
+}
+
+/// The `_fsroot_ro`/`_fsroot_rw` scheme: the read-only and read-write sources are bound at
+/// /_fsroot_ro and /_fsroot_rw, and top-level names become symlinks into one of them.
+#[derive(Clone, Default)]
+pub struct FsRoot {
+    pub ro: Option<String>,
+    pub rw: Option<String>,
+    /// Names linked into _fsroot_rw instead of _fsroot_ro (e.g. "var").
+    pub rw_dirs: Vec<String>,
+    /// Names to link; empty = every top-level entry of the sources.
+    pub links: Vec<String>,
+}
+
+/// The whole plan.
+#[derive(Clone)]
+pub struct Rootfs {
+    pub size: Option<String>,
+    pub mode: u32,
+    pub entries: Vec<Entry>,
+    pub tmp: bool,
+    pub run_dirs: Vec<String>,
+    pub proc: bool,
+    pub sysfs: bool,
+    pub devpts: bool,
+    pub mqueue: bool,
+    pub dev: bool,
+    pub fsroot: Option<FsRoot>,
+    pub readonly: bool,
+}
+
+impl Default for Rootfs {
+    fn default() -> Self {
+        Rootfs {
+            size: None,
+            mode: 0o755,
+            entries: Vec::new(),
+            tmp: false,
+            run_dirs: Vec::new(),
+            proc: false,
+            sysfs: false,
+            devpts: false,
+            mqueue: false,
+            dev: false,
+            fsroot: None,
+            readonly: false,
+        }
+    }
+}
+
+/// Device nodes of the minimal /dev, bound from the host.
+pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+impl Rootfs {
+    /// A one-line description for printing.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("{} entries", self.entries.len())];
+        for (on, name) in [
+            (self.dev, "dev"),
+            (self.proc, "proc"),
+            (self.sysfs, "sysfs"),
+            (self.devpts, "devpts"),
+            (self.mqueue, "mqueue"),
+            (self.tmp, "tmp"),
+            (self.readonly, "readonly"),
+        ] {
+            if on {
+                parts.push(name.to_string());
+            }
+        }
+        if self.fsroot.is_some() {
+            parts.push("fsroot".into());
+        }
+        if let Some(s) = &self.size {
+            parts.push(format!("size={s}"));
+        }
+        parts.join(", ")
+    }
+
+    /// Check the plan without touching anything: absolute host paths, sane modes.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = &self.size {
+            mount::parse_size(s).map_err(|e| e.name("size"))?;
+        }
+        if self.mode > 0o7777 {
+            return Err(SysError::invalid(
+                "rootfs",
+                "mode",
+                format!("{:o} is not a file mode", self.mode),
+            ));
+        }
+        for e in &self.entries {
+            if let Entry::Bind(b) = e {
+                mount::need_absolute("rootfs", "src", &b.src)?;
+            }
+        }
+        if let Some(f) = &self.fsroot {
+            for p in [&f.ro, &f.rw].into_iter().flatten() {
+                mount::need_absolute("rootfs", "fsroot", p)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A bind source cloned before the root exists.
+struct Prepared {
+    tree: OwnedFd,
+    is_dir: bool,
+}
+
+fn prepare(b: &Bind) -> Result<Option<Prepared>> {
+    let sfd = match mount::open_source("rootfs", "src", &b.src) {
+        Ok(fd) => fd,
+        Err(e) if b.optional && e.errno() == Some(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(e.detail(format!("bind {} → {}", b.src, b.dst))),
+    };
+    let is_dir = safepath::is_dir(sfd.as_fd())?;
+    let ctx = |e: SysError| e.path(&b.src).detail(format!("bind {} → {}", b.src, b.dst));
+    let tree = fsmount::clone_tree(sfd.as_fd(), b.recursive).map_err(ctx)?;
+    let bits = b.attrs.bits();
+    if bits != 0 {
+        fsmount::setattr(tree.as_fd(), b.recursive, bits, 0, None).map_err(ctx)?;
+    }
+    if let Some(ns) = &b.idmap {
+        fsmount::setattr(tree.as_fd(), b.recursive, 0, 0, Some(ns.as_fd())).map_err(ctx)?;
+    }
+    Ok(Some(Prepared { tree, is_dir }))
+}
+
+fn attach_at(root: BorrowedFd<'_>, p: &Prepared, dst: &str) -> Result<()> {
+    let t = safepath::mount_point(root, dst, !p.is_dir).map_err(|e| e.name("dst"))?;
+    fsmount::attach(p.tree.as_fd(), t.as_fd()).map_err(|e| e.path(dst))
+}
+
+fn bind_plan(src: &str, dst: &str, ro: bool, dev: bool) -> Bind {
+    Bind {
+        src: src.into(),
+        dst: dst.into(),
+        recursive: true,
+        attrs: Attrs {
+            ro,
+            nosuid: true,
+            nodev: !dev,
+            noexec: false,
+        },
+        optional: false,
+        idmap: None,
+    }
+}
+
+/// Build the root described by `plan` on the directory `target` (which must exist).
+pub fn build(plan: &Rootfs, target: &str) -> Result<()> {
+    plan.validate()?;
+    mount::need_absolute("rootfs", "target", target)?;
+    // 1. Clone every source first: nothing the root covers later can hide one.
+    let mut fsroot_trees: Vec<(&'static str, Prepared)> = Vec::new();
+    if let Some(f) = &plan.fsroot {
+        for (name, src, ro) in [("_fsroot_ro", &f.ro, true), ("_fsroot_rw", &f.rw, false)] {
+            if let Some(s) = src {
+                let p = prepare(&bind_plan(s, name, ro, false))?.expect("not optional");
+                fsroot_trees.push((name, p));
+            }
+        }
+    }
+    let mut devs = Vec::new();
+    if plan.dev {
+        for n in DEV_NODES {
+            let host = format!("/dev/{n}");
+            let mut b = bind_plan(&host, &host, false, true);
+            b.recursive = false;
+            b.optional = true;
+            if let Some(p) = prepare(&b)? {
+                devs.push((host, p));
+            }
+        }
+    }
+    let mut prepared: Vec<Option<Prepared>> = Vec::new();
+    for e in &plan.entries {
+        prepared.push(match e {
+            Entry::Bind(b) => prepare(b)?,
+            _ => None,
+        });
+    }
+    // 2. The root itself: a tmpfs, nosuid and nodev (device nodes come as bind mounts).
+    let root = mount::tmpfs_detached(
+        "rootfs",
+        &TmpfsOpts {
+            size: plan
+                .size
+                .as_ref()
+                .map(|s| mount::parse_size(s))
+                .transpose()?,
+            mode: Some(plan.mode),
+            uid: None,
+            gid: None,
+            attrs: Attrs {
+                ro: false,
+                nosuid: true,
+                nodev: true,
+                noexec: false,
+            },
+        },
+    )?;
+    let tfd = safepath::open_dir(Path::new(target)).map_err(|e| e.name("target"))?;
+    fsmount::attach(root.as_fd(), tfd.as_fd()).map_err(|e| e.path(target))?;
+    // 3. Fill it; on failure take the half-built root away again.
+    let r = fill(plan, root.as_fd(), fsroot_trees, devs, prepared);
+    if let Err(e) = r {
+        let _ = rustix::mount::unmount(
+            target,
+            rustix::mount::UnmountFlags::DETACH | rustix::mount::UnmountFlags::NOFOLLOW,
+        );
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn fill(
+    plan: &Rootfs,
+    root: BorrowedFd<'_>,
+    fsroot_trees: Vec<(&'static str, Prepared)>,
+    devs: Vec<(String, Prepared)>,
+    prepared: Vec<Option<Prepared>>,
+) -> Result<()> {
+    let mut reserved: Vec<&str> = Vec::new();
+    if plan.dev {
+        reserved.push("dev");
+    }
+    if plan.proc {
+        reserved.push("proc");
+    }
+    if plan.sysfs {
+        reserved.push("sys");
+    }
+    if plan.tmp {
+        reserved.push("tmp");
+    }
+    if !plan.run_dirs.is_empty() {
+        reserved.push("run");
+    }
+    if let Some(f) = &plan.fsroot {
+        for (name, p) in &fsroot_trees {
+            attach_at(root, p, name)?;
+        }
+        let names: Vec<String> = if f.links.is_empty() {
+            let mut n = Vec::new();
+            for (name, _) in &fsroot_trees {
+                let d = safepath::open_in(
+                    root,
+                    name,
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                )?;
+                for ent in rustix::fs::Dir::read_from(&d)
+                    .map_err(|e| safepath::rx("read_dir", e).path(*name))?
+                {
+                    let ent = ent.map_err(|e| safepath::rx("read_dir", e).path(*name))?;
+                    let s = ent.file_name().to_string_lossy().into_owned();
+                    if s != "." && s != ".." && !n.contains(&s) {
+                        n.push(s);
+                    }
+                }
+            }
+            n.extend(
+                f.rw_dirs
+                    .iter()
+                    .filter(|d| !n.contains(d))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            n.sort();
+            n
+        } else {
+            f.links.clone()
+        };
+        for name in names {
+            if name.contains('/')
+                || name == ".."
+                || name.starts_with("_fsroot_")
+                || reserved.contains(&name.as_str())
+            {
+                continue;
+            }
+            let side = if f.rw_dirs.contains(&name) {
+                "_fsroot_rw"
+            } else {
+                "_fsroot_ro"
+            };
+            safepath::symlink(root, &format!("{side}/{name}"), &name)?;
+        }
+    }
+    if plan.dev {
+        safepath::mkdir_all(root, "dev", 0o755)?;
+        for (host, p) in &devs {
+            attach_at(root, p, host)?;
+        }
+        safepath::mkdir_all(root, "dev/shm", 0o1777)?;
+        safepath::mkdir_all(root, "dev/pts", 0o755)?;
+        for (t, l) in [
+            ("/proc/self/fd", "dev/fd"),
+            ("/proc/self/fd/0", "dev/stdin"),
+            ("/proc/self/fd/1", "dev/stdout"),
+            ("/proc/self/fd/2", "dev/stderr"),
+            ("pts/ptmx", "dev/ptmx"),
+        ] {
+            safepath::symlink(root, t, l)?;
+        }
+    }
+    if plan.tmp {
+        safepath::mkdir_all(root, "tmp", 0o1777)?;
+    }
+    for d in &plan.run_dirs {
+        let mode = if d.trim_end_matches('/').ends_with("lock") {
+            0o1777
+        } else {
+            0o755
+        };
+        safepath::mkdir_all(root, d, mode)?;
+    }
+    for (e, p) in plan.entries.iter().zip(prepared.iter()) {
+        match e {
+            Entry::Dir { path, mode } => {
+                safepath::mkdir_all(root, path, *mode)?;
+            }
+            Entry::File {
+                path,
+                content,
+                mode,
+            } => safepath::write_file(root, path, content, *mode)?,
+            Entry::Symlink { target, path } => safepath::symlink(root, target, path)?,
+            Entry::Bind(b) => {
+                if let Some(p) = p {
+                    attach_at(root, p, &b.dst)?;
+                }
+            }
+            Entry::Tmpfs { path, opts } => {
+                let t = mount::tmpfs_detached("rootfs", opts)?;
+                let at = safepath::mkdir_all(root, path, 0o755)?;
+                fsmount::attach(t.as_fd(), at.as_fd()).map_err(|e| e.path(path))?;
+            }
+        }
+    }
+    let vfs = |fstype: &str, path: &str, attrs: u64, opts: &[(&str, Option<&str>)]| -> Result<()> {
+        let b = FsBuilder::new("rootfs", fstype)?;
+        for (k, v) in opts {
+            match v {
+                Some(v) => b.set(k, v)?,
+                None => b.flag(k)?,
+            };
+        }
+        let t = b.mount(attrs).map_err(|e| e.path(path))?;
+        let at = safepath::mkdir_all(root, path, 0o755)?;
+        fsmount::attach(t.as_fd(), at.as_fd()).map_err(|e| e.path(path))
+    };
+    if plan.proc {
+        vfs("proc", "proc", ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC, &[])?;
+    }
+    if plan.sysfs {
+        if let Err(e) = vfs(
+            "sysfs",
+            "sys",
+            ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC | ATTR_RDONLY,
+            &[],
+        ) {
+            // Without its own network namespace (or owning it) sysfs cannot be mounted:
+            // fall back to the host's /sys, recursively read-only, as bubblewrap does.
+            if e.errno() != Some(nix::errno::Errno::EPERM) {
+                return Err(e);
+            }
+            let p = prepare(&bind_plan("/sys", "sys", true, false))?.expect("not optional");
+            attach_at(root, &p, "sys")?;
+        }
+    }
+    if plan.devpts {
+        vfs(
+            "devpts",
+            "dev/pts",
+            ATTR_NOSUID | ATTR_NOEXEC,
+            &[
+                ("newinstance", None),
+                ("ptmxmode", Some("0666")),
+                ("mode", Some("0620")),
+            ],
+        )?;
+        if !plan.dev {
+            safepath::symlink(root, "pts/ptmx", "dev/ptmx")?;
+        }
+    }
+    if plan.mqueue {
+        vfs(
+            "mqueue",
+            "dev/mqueue",
+            ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+            &[],
+        )?;
+    }
+    if plan.readonly {
+        fsmount::setattr(root, false, ATTR_RDONLY, 0, None)
+            .map_err(|e| e.detail("read-only root"))?;
+    }
+    Ok(())
+}
+
+/// Make `dir` the root (see `mount::pivot_into`).
+pub fn pivot_into(dir: &str, mount_proc: bool) -> Result<()> {
+    mount::pivot_into(dir, mount_proc)
+}
+
+/// The launcher's one call: make the whole mount namespace private (so nothing leaks to the
+/// host), build `plan` at `STAGING` and pivot into it (proc is mounted by the plan's own
+/// `proc` option, in the caller's pid namespace).
+pub fn enter(plan: &Rootfs) -> Result<()> {
+    mount::propagation("/", "private", true)?;
+    build(plan, STAGING)?;
+    pivot_into(STAGING, false)
+}
