@@ -22,8 +22,14 @@ pub enum ErrorKind {
 }
 
 /// A failure in a Linux primitive: what was done (`op`), on what (`path`/`name`), and why.
+/// Boxed so `Result<T, SysError>` stays one pointer wide on the error side; the fields are
+/// reached through `Deref` (`e.op`, `e.path`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SysError {
+pub struct SysError(Box<Details>);
+
+/// The fields of a [`SysError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
     pub kind: ErrorKind,
     /// The operation, e.g. `mount`, `setns`, `veth`.
     pub op: String,
@@ -38,6 +44,19 @@ pub struct SysError {
 }
 
 pub type Result<T, E = SysError> = std::result::Result<T, E>;
+
+impl std::ops::Deref for SysError {
+    type Target = Details;
+    fn deref(&self) -> &Details {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SysError {
+    fn deref_mut(&mut self) -> &mut Details {
+        &mut self.0
+    }
+}
 
 impl SysError {
     /// A failed system call.
@@ -82,14 +101,7 @@ impl SysError {
     }
 
     fn new(kind: ErrorKind, op: impl Into<String>) -> Self {
-        Self {
-            kind,
-            op: op.into(),
-            path: None,
-            name: None,
-            detail: None,
-            hint: None,
-        }
+        SysError(Box::new(Details { kind, op: op.into(), path: None, name: None, detail: None, hint: None }))
     }
 
     pub fn path(mut self, path: impl AsRef<std::path::Path>) -> Self {
