@@ -129,10 +129,7 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
             (format!("error: {v}"), None)
         }
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
-            let name = sig
-                .split(|c: char| c == ' ' || c == '(')
-                .next()
-                .unwrap_or(sig);
+            let name = sig.split([' ', '(']).next().unwrap_or(sig);
             let name = name.rsplit("::").next().unwrap_or(name);
             let near = nearest(name, known, 3);
             let hint = if near.is_empty() {

@@ -71,11 +71,9 @@ pub fn is_incomplete(input: &str) -> bool {
             }
             '`' => in_backtick.push(depth.len()),
             '{' | '[' | '(' => depth.push(c),
-            '}' | ']' | ')' => {
-                if depth.pop().is_none() {
-                    // Unbalanced closer: complete (the parser reports it).
-                    return false;
-                }
+            '}' | ']' | ')' if depth.pop().is_none() => {
+                // Unbalanced closer: complete (the parser reports it).
+                return false;
             }
             _ => {}
         }

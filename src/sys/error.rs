@@ -101,7 +101,14 @@ impl SysError {
     }
 
     fn new(kind: ErrorKind, op: impl Into<String>) -> Self {
-        SysError(Box::new(Details { kind, op: op.into(), path: None, name: None, detail: None, hint: None }))
+        SysError(Box::new(Details {
+            kind,
+            op: op.into(),
+            path: None,
+            name: None,
+            detail: None,
+            hint: None,
+        }))
     }
 
     pub fn path(mut self, path: impl AsRef<std::path::Path>) -> Self {
