@@ -225,7 +225,7 @@ impl Session {
                 None
             }
             Outcome::Exit(n) => Some(n),
-            Outcome::Interrupted(sig) if sig == nix::sys::signal::Signal::SIGINT => {
+            Outcome::Interrupted(nix::sys::signal::Signal::SIGINT) => {
                 eprintln!("interrupted");
                 None
             }
