@@ -199,7 +199,13 @@ impl Process {
         if self.state.status.get().is_some() {
             return Ok(());
         }
+        // What it started goes too (a process in a pid namespace of its own takes the
+        // namespace with it; without one, its descendants are found in /proc).
+        let tree = crate::sys::proctree::descendants(self.pid);
         let _ = self.signal(libc::SIGKILL);
+        for p in tree {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+        }
         if let (Some(fd), true) = (self.fd(), self.state.child) {
             loop {
                 match wait::reap(fd, false) {

@@ -9,6 +9,7 @@ pub mod init;
 pub mod nft;
 pub mod ns;
 pub mod pidfd;
+pub mod proctree;
 pub mod rlimit;
 pub mod signals;
 pub mod spawn;
