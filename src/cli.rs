@@ -22,6 +22,8 @@ Examples:
   ctrsh - < box.rhai           run a recipe from standard input
   ctrsh check box.rhai         compile only and report errors with file:line:col
   ctrsh doc veth               the reference of one function, type or module
+  ctrsh attach web             a shell in container \"web\" with the host's tools
+  ctrsh ps / stop web          named containers
   ctrsh                        interactive REPL (on a terminal)
 
 Modules: `import \"net/topology\" as t;` searches CTRSH_PATH (colon-separated), then the
@@ -63,7 +65,92 @@ enum Command {
         /// A function, type (e.g. Link), domain (e.g. net) or module (e.g. net/topology)
         name: Option<String>,
     },
+    /// Enter a running container with the host's tools (like cntr, without FUSE)
+    #[command(after_help = ATTACH_HELP)]
+    Attach {
+        /// A pid, a ctrsh container name, or a name docker, podman, machinectl, lxc-info
+        /// or ctr knows
+        target: String,
+        /// The command to run inside (default: $SHELL)
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        cmd: Vec<String>,
+        /// Where the container's root tree is attached in the private mount namespace
+        #[arg(long, value_name = "DIR", default_value = crate::sys::attach::DEFAULT_AT)]
+        tools_at: String,
+        /// Join the container's mount namespace too and run its own programs (like nsenter)
+        #[arg(long, conflicts_with = "tools_at")]
+        enter: bool,
+        /// No pty, even on a terminal (by default there is one when stdin and stdout are
+        /// terminals)
+        #[arg(short = 'T', long)]
+        no_tty: bool,
+    },
+    /// Inside an attached shell: run a program of the container itself (chroot to its
+    /// root, with its environment)
+    #[command(after_help = EXEC_HELP)]
+    Exec {
+        /// The program and its arguments (default: the container's $SHELL or /bin/sh)
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        cmd: Vec<String>,
+    },
+    /// List the named containers (spawn with `name`); the state of exited ones is removed
+    #[command(after_help = STATE_HELP)]
+    Ps,
+    /// Stop named containers: SIGTERM, then SIGKILL after a grace period
+    #[command(after_help = STATE_HELP)]
+    Stop {
+        /// Container names
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Seconds to wait after SIGTERM before SIGKILL
+        #[arg(
+            short = 't',
+            long = "time",
+            value_name = "SECS",
+            default_value_t = 10.0
+        )]
+        time: f64,
+    },
 }
+
+const ATTACH_HELP: &str = "\
+The attached process joins the target's user, pid, net, uts, ipc, cgroup and time
+namespaces and its cgroups, takes its uid/gid/groups, capabilities, no_new_privs and
+environment, and gets a private mount namespace: the host's tree stays at /, the
+container's root is at --tools-at (default /var/lib/ctrsh/attach), and the container's
+/etc/passwd, group, hostname, hosts and resolv.conf are bound over the host's.
+Inside, `ctrsh exec CMD` runs the container's own CMD.
+
+Examples:
+  ctrsh attach web                       your shell, the container's namespaces
+  ctrsh attach 4242 htop                 by pid (any runtime: bwrap, unshare, docker ...)
+  ctrsh attach web -- ls -la /var/lib/ctrsh/attach/etc
+  ctrsh attach --enter web sh            the container's own sh, its own view";
+
+const EXEC_HELP: &str = "\
+Only inside `ctrsh attach`: chroots to the container's root (CTRSH_ATTACH_ROOT) and runs
+CMD with the container's environment (CTRSH_ATTACH_ENV), as if started in the container.
+
+Example:
+  ctrsh exec cat /etc/os-release";
+
+const STATE_HELP: &str = "\
+State lives in $CTRSH_RUN_DIR, else /run/ctrsh (root) or $XDG_RUNTIME_DIR/ctrsh: one
+directory per name with the pid and its start time, so a reused pid is never mistaken
+for the container.
+
+Examples:
+  ctrsh -e 'spawn(#{ name: \"web\", detach: true, ns: [\"pid\", \"mnt\"], cmd: [\"sleep\", \"1d\"] })'
+  ctrsh ps
+  ctrsh stop --time 3 web";
 
 pub fn main() -> i32 {
     // A panic is a ctrsh bug whatever the script did: say so, keep the standard wording.
@@ -86,6 +173,16 @@ pub fn main() -> i32 {
     match cli.command {
         Some(Command::Check { files }) => check(&files),
         Some(Command::Doc { name }) => doc(name.as_deref()),
+        Some(Command::Attach {
+            target,
+            cmd,
+            tools_at,
+            enter,
+            no_tty,
+        }) => crate::commands::attach(&target, cmd, tools_at, enter, no_tty),
+        Some(Command::Exec { cmd }) => crate::commands::exec(cmd),
+        Some(Command::Ps) => crate::commands::ps(),
+        Some(Command::Stop { names, time }) => crate::commands::stop(&names, time),
         None => match (cli.eval, cli.file) {
             (Some(code), first) => {
                 let args = first.into_iter().chain(cli.args).collect();

@@ -2,6 +2,7 @@
 //! are the Linux primitives containers are made of.
 
 mod cli;
+mod commands;
 mod engine;
 mod repl;
 mod sys;

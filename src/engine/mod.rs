@@ -2,6 +2,7 @@
 //! Only translates between Rhai values and `sys` calls; all Linux knowledge lives in `sys`.
 
 pub mod api;
+pub mod attach;
 pub mod check;
 pub mod cleanup;
 pub mod control;
@@ -82,6 +83,7 @@ impl Shell {
         nft::register(&mut Api::new(&mut engine, &mut docs, "net"));
         fs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
         rootfs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
+        attach::register(&mut Api::new(&mut engine, &mut docs, "attach"));
 
         Shell {
             engine,

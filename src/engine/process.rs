@@ -15,7 +15,7 @@ use super::error::{arg_err, sys_err, IntoScript, RResult};
 use super::fd::Fd;
 use super::ns::{kind_arg, Ns};
 use crate::sys::ns::{NsFd, NsKind};
-use crate::sys::{pidfd, signals, wait, Result, SysError};
+use crate::sys::{pidfd, signals, tty, wait, Result, SysError};
 
 /// A process the script holds.
 #[derive(Clone)]
@@ -34,6 +34,8 @@ struct State {
     own: Cell<Option<OwnId>>,
     /// What it runs, for printing.
     what: RefCell<String>,
+    /// The master of its pty (spawn with tty): relayed while the script waits.
+    tty: RefCell<Option<OwnedFd>>,
 }
 
 impl Process {
@@ -48,6 +50,7 @@ impl Process {
                 status: Cell::new(None),
                 own: Cell::new(None),
                 what: RefCell::new(what),
+                tty: RefCell::new(None),
             }),
         };
         if !detach {
@@ -86,6 +89,7 @@ impl Process {
                 status: Cell::new(None),
                 own: Cell::new(None),
                 what: RefCell::new(what),
+                tty: RefCell::new(None),
             }),
         })
     }
@@ -141,7 +145,38 @@ impl Process {
         r.map_err(|e| e.name(format!("pid {}", self.pid)))
     }
 
+    /// Give it the master of its pty, to relay in `wait`.
+    pub fn set_tty(&self, master: OwnedFd) {
+        *self.state.tty.borrow_mut() = Some(master);
+    }
+
+    /// Relay its pty to the shell's terminal (raw mode while it lasts) until it exits or
+    /// the deadline passes.
+    fn relay_tty(
+        &self,
+        master: &OwnedFd,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<tty::RelayEnd> {
+        let fd = self.fd().ok_or_else(|| {
+            SysError::os("tty", Errno::ENOSYS).detail("relaying a pty needs a pidfd")
+        })?;
+        let (stdin, stdout) = tty::stdio();
+        let _raw = tty::RawMode::enter(stdin)?;
+        let size_from = [stdin, stdout].into_iter().find(|f| tty::is_terminal(*f));
+        let relay = tty::Relay {
+            master: master.as_fd(),
+            input: Some(stdin),
+            output: stdout,
+            pidfd: fd,
+            size_from,
+        };
+        tty::relay(&relay, deadline, &mut |sig| {
+            let _ = self.signal(sig as i32);
+        })
+    }
+
     fn reaped(&self, code: i32) -> i32 {
+        self.state.tty.borrow_mut().take();
         self.state.status.set(Some(code));
         if let Some(id) = self.state.own.take() {
             cleanup::disown(id);
@@ -160,6 +195,13 @@ impl Process {
         let _fw = signals::Forwarding::start();
         let deadline = timeout_ms
             .map(|t| std::time::Instant::now() + std::time::Duration::from_millis(t as u64));
+        let master = self.state.tty.borrow_mut().take();
+        if let Some(m) = master {
+            if self.relay_tty(&m, deadline)? == tty::RelayEnd::TimedOut {
+                *self.state.tty.borrow_mut() = Some(m);
+                return Ok(None);
+            }
+        }
         loop {
             let left = match deadline {
                 None => -1,

@@ -22,8 +22,8 @@ use crate::sys::caps::{self, CapSet};
 use crate::sys::idmap::IdMap;
 use crate::sys::ns::NsKind;
 use crate::sys::rlimit::{self, Limit};
-use crate::sys::spawn::{self as launcher, Forked, Plan, Root};
-use crate::sys::SysError;
+use crate::sys::spawn::{self as launcher, Forked, Plan, Root, TtyPlan};
+use crate::sys::{named, tty, unixsock, SysError};
 
 const SPAWN_KEYS: &[&str] = &[
     "cmd",
@@ -51,6 +51,8 @@ const SPAWN_KEYS: &[&str] = &[
     "init",
     "setup",
     "detach",
+    "name",
+    "tty",
 ];
 
 /// A parsed spec: the plan plus what must stay alive until the child has exec'd.
@@ -65,6 +67,69 @@ pub struct Prepared {
     pub setup: Option<FnPtr>,
     pub detach: bool,
     pub what: String,
+    pub op: String,
+    /// A name to record the container under (`ctrsh ps`, `ctrsh attach NAME`).
+    pub name: Option<String>,
+    /// The shell's end of the socket the payload sends its pty master over.
+    pub tty_sock: Option<OwnedFd>,
+}
+
+impl Prepared {
+    /// A plan made elsewhere (attach), with the descriptors it refers to.
+    pub fn from_plan(op: &str, what: String, plan: Plan, keep: Vec<Rc<OwnedFd>>) -> Prepared {
+        Prepared {
+            plan,
+            _keep: keep,
+            captured: [None, None],
+            child_only: Vec::new(),
+            setup: None,
+            detach: false,
+            what,
+            op: op.to_string(),
+            name: None,
+            tty_sock: None,
+        }
+    }
+
+    /// Give the payload a pty whose `dev/ptmx` is looked up under `root` (its view).
+    pub fn with_tty(&mut self, root: &str) -> RResult<()> {
+        let (parent, child) = unixsock::pair(nix::sys::socket::SockType::SeqPacket).script()?;
+        self.plan.tty = Some(TtyPlan {
+            sock: child.as_raw_fd(),
+            root: root.to_string(),
+        });
+        self.child_only.push(child);
+        self.tty_sock = Some(parent);
+        Ok(())
+    }
+}
+
+/// The standard streams given in `o` (stdin/stdout/stderr: "inherit", "null", a path, an
+/// Fd or an fd number), as launcher fd pairs.
+pub fn stdio_fds(o: &Opts, keep: &mut Vec<Rc<OwnedFd>>) -> RResult<Vec<(RawFd, RawFd)>> {
+    let mut fds = Vec::new();
+    for (i, key) in ["stdin", "stdout", "stderr"].iter().enumerate() {
+        if let Stdio::Fd(fd) = stdio(o, key, keep, false)? {
+            fds.push((i as RawFd, fd));
+        }
+    }
+    Ok(fds)
+}
+
+/// `tty: true` (a pty when ctrsh's stdin and stdout are terminals), `"always"`, or false.
+pub fn tty_of(o: &Opts) -> RResult<bool> {
+    match o.get("tty") {
+        None => Ok(false),
+        Some(v) if v.is_bool() => Ok(v.as_bool().unwrap_or(false) && tty::wanted(false)),
+        Some(v) => match v.clone().into_string().as_deref() {
+            Ok("always") => Ok(tty::wanted(true)),
+            _ => Err(arg_err(
+                o.op,
+                "tty",
+                "expected true (a pty when ctrsh runs on a terminal), false or \"always\"",
+            )),
+        },
+    }
 }
 
 /// How a standard stream is given.
@@ -520,6 +585,25 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
     }
     let init = o.bool("init", create.contains(&NsKind::Pid))?;
     let detach = o.bool("detach", false)?;
+    let name = o.str("name")?;
+    if let Some(n) = &name {
+        named::validate(op, n).script()?;
+    }
+    let use_tty = tty_of(&o)?;
+    if use_tty && detach {
+        return Err(arg_err(
+            op,
+            "tty",
+            "a detached process has nobody to relay its terminal: drop tty or detach",
+        ));
+    }
+    if o.get("tty").is_some() && capture {
+        return Err(arg_err(
+            op,
+            "tty",
+            "output() collects stdout and stderr; a terminal is for run() and spawn()",
+        ));
+    }
 
     let mut keep = Vec::new();
     let mut captured = [None, None];
@@ -582,16 +666,19 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         gid: o.id("gid")?,
         groups,
         caps: caps_of(&o)?,
+        cap_state: None,
         no_new_privs: o.bool("no_new_privs", false)?,
         rlimits: rlimits_of(&o)?,
         time_offsets,
         fds,
         init,
         cgroup_fd: None,
+        cgroup_procs: Vec::new(),
         die_with_parent: !detach,
         new_session: detach,
+        tty: None,
     };
-    Ok(Prepared {
+    let mut prep = Prepared {
         plan,
         _keep: keep,
         captured,
@@ -599,14 +686,37 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         setup,
         detach,
         what: cmd.join(" "),
-    })
+        op: op.to_string(),
+        name,
+        tty_sock: None,
+    };
+    if use_tty {
+        prep.with_tty("/")?;
+    }
+    Ok(prep)
 }
 
 /// Carry a prepared spec out: create the child, run `setup`, let it exec.
-pub fn launch(
-    ctx: &NativeCallContext,
+pub fn launch(ctx: &NativeCallContext, prep: Prepared) -> RResult<(Process, [Option<OwnedFd>; 2])> {
+    let setup = prep.setup.clone();
+    launch_with(prep, |p| match &setup {
+        Some(f) => f
+            .call_within_context::<Dynamic>(ctx, (p.clone(),))
+            .map(|_| ()),
+        None => Ok(()),
+    })
+}
+
+/// `launch` with the setup step given as a Rust closure (the CLI has no script context).
+pub fn launch_with(
     mut prep: Prepared,
+    setup: impl FnOnce(&Process) -> RResult<()>,
 ) -> RResult<(Process, [Option<OwnedFd>; 2])> {
+    // The name first: a name in use is an error before anything is created.
+    let claim = match &prep.name {
+        Some(n) => Some(named::claim(&prep.op, n, &prep.what).script()?),
+        None => None,
+    };
     let pending = launcher::start(&prep.plan).script()?;
     let pidfd = pending
         .pidfd()
@@ -615,11 +725,24 @@ pub fn launch(
         .map_err(|e| sys_err(SysError::io("dup(pidfd)", &e)))?;
     // Owned from the start: if anything below fails the handle is torn down with the rest.
     let p = Process::child(pending.pid(), pidfd, prep.what.clone(), true);
-    if let Some(f) = &prep.setup {
-        f.call_within_context::<Dynamic>(ctx, (p.clone(),))?; // error: `pending` drops, child killed
-    }
+    setup(&p)?; // error: `pending` drops, child killed
     pending.go().script()?;
     drop(std::mem::take(&mut prep.child_only));
+    if let Some(sock) = prep.tty_sock.take() {
+        // Sent before the payload exec'd, so it is there now.
+        let master = unixsock::recv_fd(std::os::fd::AsFd::as_fd(&sock), false)
+            .map_err(|e| sys_err(e.detail("the payload's pty")))?;
+        p.set_tty(master);
+    }
+    if let Some(c) = claim {
+        let rec = c.commit(p.pid).script()?;
+        if !prep.detach {
+            cleanup::own(format!("state of container {}", rec.name), move || {
+                named::forget(&rec);
+                Ok(())
+            });
+        }
+    }
     if !prep.detach {
         p.adopt();
     }
@@ -803,7 +926,11 @@ Spec keys (only `cmd` is required):\n\
   fds           map target fd -> Fd or fd number: #{ \"3\": sock }; every other fd is closed\n\
   init          ctrsh's mini-init as pid 1 (default true with a new pid namespace)\n\
   setup         |p| { ... } runs in the shell after the namespaces exist, before exec\n\
-  detach        true: not killed when the recipe ends; a new session\n";
+  detach        true: not killed when the recipe ends; a new session\n\
+  name          record it as a named container (ctrsh ps / stop / attach NAME)\n\
+  tty           true: a pty of its own, relayed while the script waits (only when ctrsh\n\
+                runs on a terminal; otherwise the streams pass through untouched);\n\
+                \"always\": a pty even without a terminal\n";
 
 pub fn register(api: &mut Api) {
     api.func(

@@ -213,6 +213,58 @@ pub fn apply(keep: CapSet) -> Result<()> {
     Ok(())
 }
 
+/// Every capability set of a process, as another process has them (attach takes the
+/// target's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CapState {
+    pub eff: CapSet,
+    pub prm: CapSet,
+    pub inh: CapSet,
+    pub bnd: CapSet,
+    pub amb: CapSet,
+}
+
+fn capset_sets(eff: CapSet, prm: CapSet, inh: CapSet) -> Result<()> {
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let part = |s: CapSet, hi: bool| if hi { (s.0 >> 32) as u32 } else { s.0 as u32 };
+    let data = [false, true].map(|hi| CapData {
+        effective: part(eff, hi),
+        permitted: part(prm, hi),
+        inheritable: part(inh, hi),
+    });
+    // SAFETY: capset reads the header and two CapData structs, all valid for the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
+    if r < 0 {
+        return Err(SysError::last("capset").detail(format!(
+            "effective {:?}, permitted {:?}",
+            eff.names(),
+            prm.names()
+        )));
+    }
+    Ok(())
+}
+
+/// After [`drop_bounding`]`(state.bnd, ..)` and the uid/gid change: set effective,
+/// permitted and inheritable exactly to `state`'s and raise its ambient set.
+pub fn apply_state(state: &CapState) -> Result<()> {
+    capset_sets(state.eff, state.prm, state.inh)?;
+    for cap in 0..=last_cap() {
+        if state.amb.contains(cap) {
+            prctl(
+                "raise ambient capability",
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap.into(),
+            )
+            .map_err(|e| e.name(NAMES.get(cap as usize).copied().unwrap_or("?")))?;
+        }
+    }
+    Ok(())
+}
+
 /// Set no_new_privs: execve can never grant privileges again (setuid bits, file caps).
 pub fn set_no_new_privs() -> Result<()> {
     prctl("no_new_privs", libc::PR_SET_NO_NEW_PRIVS, 1, 0)

@@ -155,6 +155,14 @@ impl IdMap {
         })
     }
 
+    /// The id inside that `outside` maps from, if any range covers it.
+    pub fn to_inside(&self, outside: u32) -> Option<u32> {
+        self.ranges.iter().find_map(|r| {
+            (outside >= r.outside && u64::from(outside) < u64::from(r.outside) + u64::from(r.count))
+                .then(|| r.inside + (outside - r.outside))
+        })
+    }
+
     /// Whether `inside` is mapped.
     pub fn maps(&self, inside: u32) -> bool {
         self.to_outside(inside).is_some()
@@ -229,6 +237,9 @@ mod tests {
         assert_eq!(m.to_outside(0), Some(100000));
         assert_eq!(m.to_outside(65536), Some(1000));
         assert_eq!(m.to_outside(65537), None);
+        assert_eq!(m.to_inside(100005), Some(5));
+        assert_eq!(m.to_inside(1000), Some(65536));
+        assert_eq!(m.to_inside(99999), None);
         let t = IdMap::from_triples("t", "uid_map", &[[0, 1000, 1]]).unwrap();
         assert_eq!(t, IdMap::root_to(1000));
     }

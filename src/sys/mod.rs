@@ -1,6 +1,7 @@
 //! Safe Linux wrappers. Knows nothing of Rhai: every function returns `SysError` naming the
 //! operation, the object and the errno. All `unsafe` of the project lives below here.
 
+pub mod attach;
 pub mod caps;
 pub mod error;
 pub mod exec;
@@ -21,5 +22,9 @@ pub mod fsmount;
 pub mod loopdev;
 pub mod mount;
 pub mod mountinfo;
+pub mod named;
+pub mod procfs;
 pub mod rootfs;
 pub mod safepath;
+pub mod tty;
+pub mod unixsock;

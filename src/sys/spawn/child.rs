@@ -2,7 +2,7 @@
 //! clone of the (single-threaded) shell; never returns: it execs the payload or reports the
 //! failing step on the error pipe and exits.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -12,7 +12,7 @@ use super::{report, Plan, Root};
 use crate::sys::error::{Result, SysError};
 use crate::sys::fsmount::{self, FsBuilder, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID};
 use crate::sys::ns::{self, NsKind};
-use crate::sys::{caps, exec, init, mount, rlimit, rootfs, safepath};
+use crate::sys::{attach, caps, exec, init, mount, rlimit, rootfs, safepath, tty, unixsock};
 
 /// Exit statuses of a child that failed before its payload ran (as podman and env use).
 const EXIT_SETUP: i32 = 125;
@@ -75,6 +75,24 @@ fn setup(plan: &Plan, go: &OwnedFd) -> Result<()> {
     if plan.new_session {
         nix::unistd::setsid().map_err(|e| SysError::os("setsid", e))?;
     }
+    // Joining cgroups first: still in the host's cgroup namespace and user namespace.
+    for file in &plan.cgroup_procs {
+        std::fs::write(file, "0\n").map_err(|e| {
+            SysError::io("join cgroup", &e)
+                .path(file)
+                .hint("the target's cgroup must accept processes (a v2 cgroup with controllers enabled for its children does not)")
+        })?;
+    }
+    // Attach mounts need the initial user namespace's privileges: before setns(user).
+    if let Root::Attach(a) = &plan.root {
+        attach::mounts::enter(a)?;
+    }
+    if !plan.cgroup_procs.is_empty() {
+        if let Some((_, cg)) = plan.join.iter().find(|(k, _)| *k == NsKind::Cgroup) {
+            cg.enter()
+                .map_err(|e| e.detail("joining the cgroup namespace"))?;
+        }
+    }
     if let Some((_, user)) = plan.join.iter().find(|(k, _)| *k == NsKind::User) {
         user.enter()
             .map_err(|e| e.detail("joining the user namespace"))?;
@@ -125,7 +143,7 @@ fn setup(plan: &Plan, go: &OwnedFd) -> Result<()> {
             mount::pivot_into(d, plan.mount_proc())?;
         }
         Root::Keep if plan.mount_proc() => fresh_proc()?,
-        Root::Keep => {}
+        Root::Keep | Root::Attach(_) => {}
     }
     Ok(())
 }
@@ -212,7 +230,13 @@ fn prepare_payload(plan: &Plan) -> Result<std::ffi::CString> {
     if let Some(dir) = cwd {
         nix::unistd::chdir(dir).map_err(|e| SysError::os("chdir", e).path(dir).name("cwd"))?;
     }
-    exec::arrange_fds(&plan.fds)?;
+    let mut fds = plan.fds.clone();
+    // Kept open until exec: the standard streams are copies of it.
+    let _peer = match &plan.tty {
+        Some(t) => Some(payload_tty(t, &mut fds)?),
+        None => None,
+    };
+    exec::arrange_fds(&fds)?;
 
     let uid_change = plan
         .uid
@@ -220,9 +244,23 @@ fn prepare_payload(plan: &Plan) -> Result<std::ffi::CString> {
     if let Some(keep) = plan.caps {
         caps::drop_bounding(keep, uid_change)?;
     }
+    if let Some(st) = &plan.cap_state {
+        caps::drop_bounding(st.bnd, uid_change)?;
+    }
     set_identity(plan)?;
     if let Some(keep) = plan.caps {
         caps::apply(keep)?;
+    }
+    if let Some(st) = &plan.cap_state {
+        caps::apply_state(st)?;
+    }
+    if uid_change && plan.die_with_parent {
+        // A uid change clears the parent-death signal: set it again.
+        prctl(
+            "prctl(PR_SET_PDEATHSIG)",
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as _,
+        )?;
     }
     if plan.no_new_privs {
         caps::set_no_new_privs()?;
@@ -238,6 +276,34 @@ fn prepare_payload(plan: &Plan) -> Result<std::ffi::CString> {
     exec::reset_signals();
     rlimit::restore_stack();
     Ok(path)
+}
+
+/// The payload's pty: opened in its own view of the file system (its container's devpts),
+/// sized like the caller's terminal, the master sent to the shell, the peer made the
+/// controlling terminal and put on each standard stream `fds` does not give.
+fn payload_tty(t: &super::TtyPlan, fds: &mut Vec<(i32, i32)>) -> Result<OwnedFd> {
+    let root = safepath::open_dir(Path::new(&t.root)).map_err(|e| e.name("tty"))?;
+    let (master, peer) = tty::open_pty(root.as_fd())?;
+    for n in [0, 1, 2] {
+        // SAFETY: a probe of the inherited standard stream; an fd that is not open fails.
+        let fd = unsafe { BorrowedFd::borrow_raw(n) };
+        if let Some(ws) = tty::winsize(fd) {
+            let _ = tty::set_winsize(peer.as_fd(), ws);
+            break;
+        }
+    }
+    // SAFETY: the plan's socket end stays open in the child until exec (close-on-exec).
+    let sock = unsafe { BorrowedFd::borrow_raw(t.sock) };
+    unixsock::send_fd(sock, master.as_fd())
+        .map_err(|e| e.detail("sending the pty to the shell"))?;
+    drop(master);
+    tty::make_controlling(peer.as_fd())?;
+    for n in [0, 1, 2] {
+        if !fds.iter().any(|(target, _)| *target == n) {
+            fds.push((n, peer.as_raw_fd()));
+        }
+    }
+    Ok(peer)
 }
 
 /// Supplementary groups, gid, uid (in that order: changing uid first would lose the right

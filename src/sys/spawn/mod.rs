@@ -4,15 +4,16 @@
 //! Parent (the shell)                      Child (clone3 with CLONE_PIDFD)
 //! ------------------                      -------------------------------
 //! enter joined namespaces but user        (inherits them)
-//!   temporarily; clone3; come back
+//!   temporarily; clone3; come back        join cgroups (cgroup_procs); attach mounts
+//!                                           (Root::Attach); setns(cgroup) when deferred
 //! write setgroups, uid_map, gid_map       setns(user) when joining one; wait for "go"
 //! caller: setup closure, cgroup           …
 //! send "go"                               become root inside; unshare cgroup/time (after
 //!                                           the cgroup move, so its root is the new cgroup);
 //!                                           hostname; mounts, rootfs, pivot_root, /proc
 //!                                         init: fork the payload, reap, forward signals
-//!                                         payload: rlimits, cwd, fds, groups/gid/uid, caps,
-//!                                           no_new_privs, signals, exec
+//!                                         payload: rlimits, cwd, tty, fds, groups/gid/uid,
+//!                                           caps, no_new_privs, signals, exec
 //! read the error pipe: EOF = exec'd       any failure: written to the error pipe, _exit
 //!
 //! The error pipe is close-on-exec, so the parent learns of a successful exec by EOF and of
@@ -26,7 +27,8 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use super::caps::CapSet;
+use super::attach::AttachRoot;
+use super::caps::{CapSet, CapState};
 use super::error::{Result, SysError};
 use super::idmap::{self, IdMap, Which};
 use super::ns::{NsFd, NsGuard, NsKind};
@@ -44,6 +46,20 @@ pub enum Root {
     Dir(String),
     /// Build a tmpfs root from a plan and pivot into it.
     Plan(Rootfs),
+    /// A private copy of the shell's mount namespace with a container's tree attached
+    /// (attach; see `sys/attach/mounts.rs`). Set up before a joined user namespace is
+    /// entered.
+    Attach(AttachRoot),
+}
+
+/// The payload's terminal: a new pty from the devpts instance seen under `root`, its
+/// master sent to the shell over `sock` (one end of a socket pair), the peer made the
+/// payload's controlling terminal and its standard streams (those not given in `fds`).
+#[derive(Clone)]
+pub struct TtyPlan {
+    pub sock: RawFd,
+    /// The directory whose `dev/ptmx` (or `dev/pts/ptmx`) is opened, in the payload's view.
+    pub root: String,
 }
 
 /// Everything the launcher needs; no side effects until [`start`].
@@ -68,6 +84,9 @@ pub struct Plan {
     pub groups: Option<Vec<u32>>,
     /// Capabilities to keep (None: leave them as they are).
     pub caps: Option<CapSet>,
+    /// Exact capability sets, bounding and ambient included (attach: the target's).
+    /// Exclusive with `caps`.
+    pub cap_state: Option<CapState>,
     pub no_new_privs: bool,
     pub rlimits: Vec<Limit>,
     /// Time namespace offsets: (clock name "monotonic"/"boottime", seconds).
@@ -79,11 +98,17 @@ pub struct Plan {
     pub init: bool,
     /// A cgroup v2 directory (O_RDONLY|O_DIRECTORY) for CLONE_INTO_CGROUP.
     pub cgroup_fd: Option<RawFd>,
+    /// cgroup.procs files the child writes "0" to first (joining those cgroups, v1 or v2).
+    /// With any, a joined cgroup namespace is entered by the child after the moves, not
+    /// around clone3: from inside it the kernel would refuse them.
+    pub cgroup_procs: Vec<String>,
     /// Kill the child when the shell dies (PR_SET_PDEATHSIG), unless detached.
     pub die_with_parent: bool,
     /// Start a new session (setsid): a detached container is not in the shell's terminal
     /// job control.
     pub new_session: bool,
+    /// A pty for the payload.
+    pub tty: Option<TtyPlan>,
 }
 
 impl Plan {
@@ -102,6 +127,10 @@ impl Plan {
         self.creates(NsKind::Pid)
             && (self.creates(NsKind::Mnt) || self.joins(NsKind::Mnt))
             && !matches!(self.root, Root::Plan(_))
+    }
+    /// Whether a joined cgroup namespace waits for the child (see `cgroup_procs`).
+    fn defers_cgroup_ns(&self) -> bool {
+        !self.cgroup_procs.is_empty()
     }
     fn program(&self) -> String {
         self.argv
@@ -167,6 +196,7 @@ pub fn start(plan: &Plan) -> Result<Pending> {
         .join
         .iter()
         .filter(|(k, _)| *k != NsKind::User)
+        .filter(|(k, _)| !(*k == NsKind::Cgroup && plan.defers_cgroup_ns()))
         .map(|(_, n)| n.as_ref())
         .collect();
     // Flush what the shell printed so the child does not inherit a half-written buffer.
