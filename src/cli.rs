@@ -119,7 +119,23 @@ enum Command {
         )]
         time: f64,
     },
+    /// Open a terminal on a debug_shell socket (a shell inside its container)
+    #[command(after_help = CONNECT_HELP)]
+    Connect {
+        /// The socket debug_shell(#{ socket }) serves
+        socket: String,
+    },
 }
+
+const CONNECT_HELP: &str = "\
+The terminal is put in raw mode (restored on exit), its size follows yours, and ctrsh
+exits with the shell's status. Only root, the server's uid and the uids the server
+allows are let in.
+
+Example:
+  ctrsh -e 'let b = spawn(#{ ns: [\"pid\", \"mnt\"], cmd: [\"sleep\", \"1d\"] });
+            debug_shell(#{ socket: \"/run/b.sock\", target: b }); b.wait()' &
+  ctrsh connect /run/b.sock";
 
 const ATTACH_HELP: &str = "\
 The attached process joins the target's user, pid, net, uts, ipc, cgroup and time
@@ -183,6 +199,7 @@ pub fn main() -> i32 {
         Some(Command::Exec { cmd }) => crate::commands::exec(cmd),
         Some(Command::Ps) => crate::commands::ps(),
         Some(Command::Stop { names, time }) => crate::commands::stop(&names, time),
+        Some(Command::Connect { socket }) => crate::commands::connect(&socket),
         None => match (cli.eval, cli.file) {
             (Some(code), first) => {
                 let args = first.into_iter().chain(cli.args).collect();

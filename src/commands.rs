@@ -182,3 +182,14 @@ pub fn stop(names: &[String], grace_secs: f64) -> i32 {
     }
     status
 }
+
+/// `ctrsh connect SOCKET`: the shell's exit status, or 1 when the connection failed.
+pub fn connect(socket: &str) -> i32 {
+    match crate::sys::debug_shell::connect(socket) {
+        Ok(code) => code,
+        Err(e) => {
+            print_sys("connect", &e);
+            1
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod process;
 pub mod report;
 pub mod resolver;
 pub mod rootfs;
+pub mod services;
 pub mod show;
 pub mod sources;
 pub mod spawn;
@@ -84,6 +85,7 @@ impl Shell {
         fs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
         rootfs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
         attach::register(&mut Api::new(&mut engine, &mut docs, "attach"));
+        services::register(&mut Api::new(&mut engine, &mut docs, "attach"));
 
         Shell {
             engine,

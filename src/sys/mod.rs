@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod caps;
+pub mod debug_shell;
 pub mod error;
 pub mod exec;
 pub mod idmap;
@@ -26,5 +27,6 @@ pub mod named;
 pub mod procfs;
 pub mod rootfs;
 pub mod safepath;
+pub mod syslogd;
 pub mod tty;
 pub mod unixsock;

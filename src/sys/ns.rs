@@ -190,6 +190,12 @@ impl AsRawFd for NsFd {
 /// setns(2) on an fd of a namespace of `kind` (or a pidfd with the kind's flag).
 pub fn setns_fd(fd: BorrowedFd<'_>, kind: NsKind) -> Result<()> {
     super::thread::assert_single_threaded("setns")?;
+    setns_checked(fd, kind)
+}
+
+/// setns(2) for a caller that checked it is single-threaded already (NsGuard checks once
+/// before it moves: inside another mount namespace /proc/self may not exist).
+fn setns_checked(fd: BorrowedFd<'_>, kind: NsKind) -> Result<()> {
     nix::sched::setns(fd, kind.clone_flag()).map_err(|e| {
         let err = SysError::os("setns", e).name(kind.name());
         match (e, kind) {
@@ -266,12 +272,16 @@ impl NsGuard {
     /// A user namespace cannot be entered temporarily: the way back needs privileges that
     /// entering it takes away.
     pub fn enter(targets: &[&NsFd]) -> Result<NsGuard> {
+        super::thread::assert_single_threaded("setns")?;
         let mut guard = NsGuard {
             home: Vec::new(),
             root: None,
             cwd: None,
             restored: false,
         };
+        // Every way home is opened before the first move: once in another mount namespace,
+        // /proc/self may be a /proc in which this process does not exist.
+        let mut moves = Vec::new();
         for t in targets {
             if t.kind == NsKind::User {
                 return Err(SysError::invalid(
@@ -290,10 +300,12 @@ impl NsGuard {
             } else {
                 NsFd::of_pid(0, t.kind)?
             };
-            if home.inode == t.inode {
-                continue;
+            if home.inode != t.inode {
+                moves.push((*t, home));
             }
-            t.enter()?;
+        }
+        for (t, home) in moves {
+            setns_checked(t.as_fd(), t.kind)?; // on error the guard's drop goes home
             guard.home.push(home);
         }
         Ok(guard)
@@ -311,7 +323,7 @@ impl NsGuard {
         self.restored = true;
         let mut first_err = None;
         for home in self.home.iter().rev() {
-            if let Err(e) = home.enter() {
+            if let Err(e) = setns_checked(home.as_fd(), home.kind) {
                 first_err.get_or_insert(e);
             }
         }
