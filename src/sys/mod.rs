@@ -1,6 +1,7 @@
 //! Safe Linux wrappers. Knows nothing of Rhai: every function returns `SysError` naming the
 //! operation, the object and the errno. All `unsafe` of the project lives below here.
 
+pub mod cgroup;
 pub mod error;
 pub mod nft;
 pub mod ns;
