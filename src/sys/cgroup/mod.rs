@@ -25,7 +25,7 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 
 pub use layout::{Hierarchies, Hierarchy, Layout, Version};
-pub use limits::{Limits, Max, LIMIT_KEYS};
+pub use limits::{Limits, LIMIT_KEYS};
 
 use crate::sys::error::{Result, SysError};
 use crate::sys::signals;
@@ -125,6 +125,12 @@ fn placement<'h>(h: &'h Hierarchies, wanted: &[&str]) -> Result<Vec<(&'h Hierarc
         add(&mut out, v2, None);
     }
     for &c in wanted {
+        // v1 calls the io controller blkio.
+        let c = match (c, h.layout) {
+            ("io", Layout::Hybrid | Layout::Legacy) if h.v1_with("blkio").is_some() => "blkio",
+            ("blkio", Layout::Unified) => "io",
+            _ => c,
+        };
         let v1 = if h.layout == Layout::Unified {
             None
         } else {
