@@ -85,7 +85,9 @@ pub(crate) fn wait_until(
         if start.elapsed() >= timeout {
             return Ok(false);
         }
-        if signals::pending().is_some() {
+        if let Some(sig) = signals::take() {
+            // Leave it pending: the interpreter stops the script on it.
+            signals::set_pending(sig);
             return Err(signals::interrupted_error(op));
         }
         std::thread::sleep(pause);
