@@ -35,6 +35,7 @@ struct State {
 
 impl Cgroup {
     /// The sys-level cgroup (directories, layout).
+    #[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
     pub fn sys(&self) -> &sc::Cgroup {
         &self.0.cg
     }
@@ -42,16 +43,19 @@ impl Cgroup {
     /// The cgroup's v2 directory opened O_RDONLY|O_DIRECTORY, for clone3's `cgroup` field
     /// with CLONE_INTO_CGROUP; None on a legacy (v1-only) layout. On hybrid, the child lands
     /// only in the v2 tree that way: call [`add_pid`](Self::add_pid) for the v1 hierarchies.
+    #[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
     pub fn v2_dir_fd(&self) -> Option<BorrowedFd<'_>> {
         self.0.cg.v2_fd()
     }
 
     /// Write `pid` into cgroup.procs in every hierarchy of the cgroup (v2 and v1).
+    #[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
     pub fn add_pid(&self, pid: i32) -> crate::sys::Result<()> {
         self.0.cg.add_pid(pid)
     }
 
     /// Whether the cgroup has v1 directories (a clone into the v2 one does not reach them).
+    #[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
     pub fn has_v1(&self) -> bool {
         self.0
             .cg
@@ -197,6 +201,7 @@ fn make(op: &str, path: &str, opts: Map) -> RResult<Cgroup> {
 
 /// Read the launcher's `cgroup` key: a Cgroup, a path (created or adopted like
 /// `cgroup(path)`), or a map `#{ path, limits, controllers, keep }`.
+#[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
 pub fn cgroup_arg(op: &str, v: &Dynamic) -> RResult<Cgroup> {
     if let Some(c) = v.read_lock::<Cgroup>() {
         return Ok(c.clone());
@@ -481,8 +486,10 @@ pub fn register(api: &mut Api) {
          also one it adopted. If the shell is inside, it moves back where it was first.\n\
          Example:\n    let cg = cgroup(\"box\"); cg.remove();",
         |c: &mut Cgroup| -> RResult<()> {
+            // On failure it stays owned: the end of the recipe tries again.
+            c.0.cg.remove().script()?;
             c.disown();
-            c.0.cg.remove().script()
+            Ok(())
         },
     );
     api.func(
@@ -502,8 +509,7 @@ pub fn register(api: &mut Api) {
         |c: &mut Cgroup, uid: i64, gid: i64| -> RResult<()> {
             let uid = int_arg::<u32>("delegate", "uid", uid)?;
             let gid = int_arg::<u32>("delegate", "gid", gid)?;
-            let list = std::path::Path::new(sc::layout::DELEGATE_LIST);
-            c.0.cg.delegate(uid, gid, list).script()
+            c.0.cg.delegate(uid, gid).script()
         },
     );
     api.func(

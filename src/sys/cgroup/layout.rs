@@ -280,17 +280,6 @@ impl Hierarchies {
         let text = file::read("cgroup", &self.self_cgroup)?;
         Ok(parse_memberships(&text))
     }
-
-    /// The shell's own cgroup path in hierarchy `h`.
-    pub fn own_path(&self, h: &Hierarchy) -> Result<String> {
-        own_path_in(&self.memberships()?, h).ok_or_else(|| {
-            SysError::not_found(
-                "cgroup",
-                format!("the shell has no membership in the {} hierarchy", h.key()),
-            )
-            .path(&self.self_cgroup)
-        })
-    }
 }
 
 /// The v2 hierarchy mounted at `mount`, with the controllers its root offers.

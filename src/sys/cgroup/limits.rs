@@ -66,17 +66,6 @@ impl Limits {
         }
         out
     }
-
-    /// The controller a limit key belongs to (for errors about a missing controller).
-    pub fn key_of(controller: &str) -> &'static str {
-        match controller {
-            "memory" => "memory",
-            "pids" => "pids",
-            "cpu" => "cpu",
-            "cpuset" => "cpuset",
-            _ => "controllers",
-        }
-    }
 }
 
 /// One control file write.

@@ -67,6 +67,7 @@ pub struct Cgroup {
     /// The v2 directory, opened O_RDONLY|O_DIRECTORY (clone3's CLONE_INTO_CGROUP takes it).
     v2_fd: Option<Rc<OwnedFd>>,
     self_cgroup: PathBuf,
+    delegate_list: PathBuf,
 }
 
 /// Poll `done` with growing pauses (1 to 20 ms) until it holds or `timeout` passes.
@@ -343,6 +344,7 @@ impl Cgroup {
             dirs,
             v2_fd,
             self_cgroup: h.self_cgroup.clone(),
+            delegate_list: h.delegate_list.clone(),
         })
     }
 
@@ -512,7 +514,7 @@ impl Cgroup {
     /// Hand the cgroup to `uid:gid` so it can manage its own subtree: the directory and, on
     /// v2, cgroup.procs, cgroup.subtree_control, cgroup.threads and the files the kernel
     /// lists in /sys/kernel/cgroup/delegate; on v1, cgroup.procs and tasks.
-    pub fn delegate(&self, uid: u32, gid: u32, delegate_list: &Path) -> Result<()> {
+    pub fn delegate(&self, uid: u32, gid: u32) -> Result<()> {
         let own = |p: &Path| {
             chown(p, Some(uid), Some(gid)).map_err(|e| {
                 SysError::io("delegate", &e)
@@ -529,7 +531,7 @@ impl Cgroup {
                 Version::V1 => ["cgroup.procs", "tasks"].map(String::from).to_vec(),
             };
             if d.hier.version == Version::V2 {
-                if let Some(list) = file::read_opt("delegate", delegate_list)? {
+                if let Some(list) = file::read_opt("delegate", &self.delegate_list)? {
                     for name in list.split_whitespace() {
                         if !files.iter().any(|f| f == name) {
                             files.push(name.to_string());

@@ -464,7 +464,7 @@ fn delegation_chowns_what_a_delegatee_needs() {
     let leaf = f.path("cg/user.slice/s.scope/box");
     cgdir(&leaf, V2_FILES);
     let cg = Cgroup::create(&f.h, "box", &Limits::default(), &[]).unwrap();
-    cg.delegate(12345, 23456, &f.h.delegate_list).unwrap();
+    cg.delegate(12345, 23456).unwrap();
     for p in [
         "",
         "cgroup.procs",
