@@ -664,3 +664,37 @@ fn spawn_places_the_child_into_the_cgroup_before_exec() {
         assert!(placed("pids"), "not in the v1 pids cgroup\n{stdout}");
     }
 }
+
+/// scripts/cgroup-limits.rhai, as a user runs it: the payload is OOM-killed at 32M and
+/// survives at 1G; nothing is left behind.
+#[test]
+fn the_cgroup_limits_recipe_runs() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cgroup-limits.rhai");
+    let run = |args: &[&str]| {
+        let out = ctrsh().arg(&script).args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let name = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("cgroup: Cgroup(/"))
+            .and_then(|r| r.split(' ').next())
+            .unwrap()
+            .to_string();
+        assert!(dirs_named(&name).is_empty(), "left behind\n{stdout}");
+        stdout
+    };
+    let out = run(&[]);
+    assert!(out.contains("payload status: 137"), "{out}");
+    assert!(out.contains("oom kills: 1"), "{out}");
+    let out = run(&["1G"]);
+    assert!(out.contains("survived 100000000"), "{out}");
+    assert!(out.contains("oom kills: 0"), "{out}");
+}
