@@ -250,10 +250,6 @@ impl Process {
         Ok(crate::sys::spawn::owned(r as i32))
     }
 
-    pub fn set_what(&self, what: String) {
-        *self.state.what.borrow_mut() = what;
-    }
-
     fn show(&self) -> String {
         let state = match self.state.status.get() {
             Some(c) => format!("exited {c}"),

@@ -728,7 +728,7 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
             let code = match &outcome {
                 Outcome::Value(v) => v.as_int().map(|n| n.clamp(0, 255) as i32).unwrap_or(0),
                 Outcome::Error(e) => {
-                    let src = ctx.source().unwrap_or("<script>").to_string();
+                    let src = ctx.call_source().unwrap_or("<script>").to_string();
                     eprint!("{}", super::report::render_runtime(e, &src, &[]));
                     1
                 }
