@@ -121,6 +121,21 @@ impl Hierarchy {
             cgpath.strip_prefix(root).filter(|r| r.starts_with('/'))
         };
         let rest = rest.ok_or_else(|| {
+            if self.root.contains("..") {
+                // Mountinfo shows a mount's root relative to the reader's cgroup namespace:
+                // "/.." means the mount is above the namespace's root, which has no name here.
+                return SysError::invalid(
+                    "cgroup",
+                    "path",
+                    format!(
+                        "the shell is in a cgroup namespace below the {} hierarchy mounted at {} (mountinfo shows its root as {}), so its cgroup paths do not map onto that mount",
+                        self.key(),
+                        self.mount.display(),
+                        self.root
+                    ),
+                )
+                .hint("create cgroups before unshare([\"cgroup\"]), or give a child process the cgroup namespace instead of the shell");
+            }
             SysError::invalid(
                 "cgroup",
                 "path",
@@ -411,5 +426,8 @@ mod tests {
         );
         assert!(h.dir_of("/docker/c10").is_err());
         assert!(h.dir_of("/other").is_err());
+        h.root = "/..".into();
+        let e = h.dir_of("/x").unwrap_err();
+        assert!(e.to_string().contains("cgroup namespace"), "{e}");
     }
 }
