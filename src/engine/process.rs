@@ -143,6 +143,7 @@ impl Process {
 
     fn reaped(&self, code: i32) -> i32 {
         self.state.status.set(Some(code));
+        crate::sys::jobctl::reclaim_foreground();
         if let Some(id) = self.state.own.take() {
             cleanup::disown(id);
         }

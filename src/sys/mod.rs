@@ -7,6 +7,7 @@ pub mod error;
 pub mod exec;
 pub mod idmap;
 pub mod init;
+pub mod jobctl;
 pub mod nft;
 pub mod ns;
 pub mod pidfd;
