@@ -13,6 +13,9 @@ use super::limits::{self, Limits};
 use super::{file, path, v1, v2, Cgroup, Dir};
 use crate::sys::error::{Result, SysError};
 
+/// What v1 needed a controller for and v2 does in every cgroup.
+const V2_CORE: &[&str] = &["freezer", "cpuacct"];
+
 /// Which hierarchy gets which of the `wanted` controllers; v2 is always part of the cgroup
 /// when the layout has it, and on a legacy layout the freezer hierarchy is (for freeze and
 /// kill).
@@ -50,6 +53,8 @@ fn placement<'h>(h: &'h Hierarchies, wanted: &[&str]) -> Result<Vec<(&'h Hierarc
         match (v1, h.v2()) {
             (Some(v1), _) => add(&mut out, v1, Some(c)),
             (None, Some(v2)) if v2.has(c) => add(&mut out, v2, Some(c)),
+            // v2 freezes (cgroup.freeze) and accounts cpu time (cpu.stat) in its core.
+            (None, Some(v2)) if V2_CORE.contains(&c) => add(&mut out, v2, None),
             _ => return Err(lacking(h, c)),
         }
     }

@@ -254,6 +254,18 @@ fn a_controller_the_layout_lacks_is_named_with_the_layout() {
 }
 
 #[test]
+fn v1_only_controllers_that_v2_has_in_its_core_are_no_error_there() {
+    let f = unified(&["memory"], "memory");
+    cgdir(&f.path("cg/user.slice/s.scope/box"), V2_FILES);
+    let extra = ["freezer".to_string(), "cpuacct".to_string()];
+    let cg = Cgroup::create(&f.h, "box", &Limits::default(), &extra).unwrap();
+    assert_eq!(cg.dirs.len(), 1);
+    assert_eq!(f.read("cg/user.slice/s.scope/cgroup.subtree_control"), "");
+    let e = Cgroup::create(&f.h, "box", &Limits::default(), &["devices".into()]).unwrap_err();
+    assert!(e.to_string().contains("unified"), "{e}");
+}
+
+#[test]
 fn a_failure_half_way_removes_what_was_created() {
     let f = unified(&["memory"], "memory");
     // The fake makes empty directories: the first control file write fails.
