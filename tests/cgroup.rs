@@ -645,10 +645,6 @@ fn spawn_places_the_child_into_the_cgroup_before_exec() {
         n = &*name
     ));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("unknown option \"cgroup\"") {
-        eprintln!("skipped: spawn has no cgroup key yet");
-        return;
-    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -697,4 +693,27 @@ fn the_cgroup_limits_recipe_runs() {
     let out = run(&["1G"]);
     assert!(out.contains("survived 100000000"), "{out}");
     assert!(out.contains("oom kills: 0"), "{out}");
+}
+
+/// `ns: ["cgroup"]` with a cgroup: the namespace is made after the move, so every line of
+/// /proc/self/cgroup reads "/" inside.
+#[test]
+fn a_cgroup_namespace_is_rooted_at_the_spawn_cgroup() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let name = Name::new();
+    let out = eval_ok(&format!(
+        r#"
+        let cg = cgroup("{n}", #{{ limits: #{{ pids: 20 }} }});
+        print(output(#{{ cmd: ["cat", "/proc/self/cgroup"], cgroup: cg, ns: ["cgroup"] }}).stdout);
+        "#,
+        n = &*name
+    ));
+    let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        assert!(l.ends_with(":/"), "{l}\n{out}");
+    }
 }

@@ -35,7 +35,7 @@ struct State {
 
 impl Cgroup {
     /// The sys-level cgroup (directories, layout).
-    #[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
+    #[allow(dead_code)] // for launchers that need the directories
     pub fn sys(&self) -> &sc::Cgroup {
         &self.0.cg
     }
@@ -43,19 +43,16 @@ impl Cgroup {
     /// The cgroup's v2 directory opened O_RDONLY|O_DIRECTORY, for clone3's `cgroup` field
     /// with CLONE_INTO_CGROUP; None on a legacy (v1-only) layout. On hybrid, the child lands
     /// only in the v2 tree that way: call [`add_pid`](Self::add_pid) for the v1 hierarchies.
-    #[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
     pub fn v2_dir_fd(&self) -> Option<BorrowedFd<'_>> {
         self.0.cg.v2_fd()
     }
 
     /// Write `pid` into cgroup.procs in every hierarchy of the cgroup (v2 and v1).
-    #[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
     pub fn add_pid(&self, pid: i32) -> crate::sys::Result<()> {
         self.0.cg.add_pid(pid)
     }
 
     /// Whether the cgroup has v1 directories (a clone into the v2 one does not reach them).
-    #[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
     pub fn has_v1(&self) -> bool {
         self.0
             .cg
@@ -201,7 +198,6 @@ fn make(op: &str, path: &str, opts: Map) -> RResult<Cgroup> {
 
 /// Read the launcher's `cgroup` key: a Cgroup, a path (created or adopted like
 /// `cgroup(path)`), or a map `#{ path, limits, controllers, keep }`.
-#[allow(dead_code)] // the launcher's interface (spawn's cgroup key)
 pub fn cgroup_arg(op: &str, v: &Dynamic) -> RResult<Cgroup> {
     if let Some(c) = v.read_lock::<Cgroup>() {
         return Ok(c.clone());
