@@ -566,3 +566,42 @@ fn exec_replaces_the_shell_and_pidfd_open_and_getfd_work() {
         "{err}"
     );
 }
+
+#[test]
+fn children_are_killed_after_an_error_and_after_sigint() {
+    let marker = unique("ctrsh-err");
+    let running = |name: &str| {
+        Command::new("pgrep")
+            .args(["-f", &format!("^sh -c sleep 100; : {name}")])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let err = eval_err(&format!(
+        r#"spawn(#{{ cmd: ["sh", "-c", "sleep 100; : {marker}-e"], stdout: "null" }}); throw "recipe failed";"#
+    ));
+    assert!(err.contains("recipe failed"), "{err}");
+    assert!(!running(&format!("{marker}-e")), "child survived an error");
+
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("ctrsh"))
+        .arg("-e")
+        .arg(format!(
+            r#"spawn(#{{ cmd: ["sh", "-c", "sleep 100; : {marker}-i"], stdout: "null" }}); print("ready"); sleep(30);"#
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rd = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    assert!(running(&format!("{marker}-i")));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(130));
+    assert!(!running(&format!("{marker}-i")), "child survived SIGINT");
+}

@@ -226,7 +226,6 @@ pub fn register(api: &mut Api) {
             if !procfs::same_process(rec.pid, rec.start_time) {
                 return Err(arg_err("container", "name", format!("{name:?} has exited")));
             }
-            p.set_what(rec.cmd.clone());
             Ok(p)
         },
     );

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod attach;
+pub mod cgroup;
 pub mod check;
 pub mod cleanup;
 pub mod control;
@@ -86,6 +87,7 @@ impl Shell {
         rootfs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
         attach::register(&mut Api::new(&mut engine, &mut docs, "attach"));
         services::register(&mut Api::new(&mut engine, &mut docs, "attach"));
+        cgroup::register(&mut Api::new(&mut engine, &mut docs, "cgroup"));
 
         Shell {
             engine,

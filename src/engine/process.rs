@@ -178,6 +178,7 @@ impl Process {
     fn reaped(&self, code: i32) -> i32 {
         self.state.tty.borrow_mut().take();
         self.state.status.set(Some(code));
+        crate::sys::jobctl::reclaim_foreground();
         if let Some(id) = self.state.own.take() {
             cleanup::disown(id);
         }
@@ -290,10 +291,6 @@ impl Process {
             });
         }
         Ok(crate::sys::spawn::owned(r as i32))
-    }
-
-    pub fn set_what(&self, what: String) {
-        *self.state.what.borrow_mut() = what;
     }
 
     fn show(&self) -> String {

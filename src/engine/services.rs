@@ -23,12 +23,7 @@ use crate::sys::spawn::{fork, Forked};
 use crate::sys::{syslogd, unixsock, SysError};
 
 /// Fork a server process that runs `serve` (which never returns).
-fn fork_server(
-    op: &str,
-    what: String,
-    detach: bool,
-    serve: impl FnOnce() -> std::convert::Infallible,
-) -> RResult<Process> {
+fn fork_server(op: &str, what: String, detach: bool, serve: impl FnOnce()) -> RResult<Process> {
     crate::sys::thread::assert_single_threaded(op).script()?;
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -50,7 +45,10 @@ fn fork_server(
                     );
                 }
             }
-            match serve() {}
+            serve();
+            // SAFETY: the servers never return; should one, it ends without the shell's
+            // cleanup.
+            unsafe { libc::_exit(1) }
         }
         Forked::Parent { pid, pidfd, .. } => Ok(Process::child(pid, pidfd, what, detach)),
     }

@@ -3,11 +3,13 @@
 
 pub mod attach;
 pub mod caps;
+pub mod cgroup;
 pub mod debug_shell;
 pub mod error;
 pub mod exec;
 pub mod idmap;
 pub mod init;
+pub mod jobctl;
 pub mod nft;
 pub mod ns;
 pub mod pidfd;

@@ -1,5 +1,5 @@
 //! Facts about a process from /proc/PID: its stat line (state, flags, start time), its
-//! identity and capabilities (status), its environment and its cgroups. Reading these never
+//! identity and capabilities (status), and its environment. Reading these never
 //! changes anything; a pid that is gone is reported as ESRCH naming the pid.
 
 use std::ffi::CString;
@@ -178,43 +178,6 @@ pub fn cmdline(pid: i32) -> Result<Vec<String>> {
         .collect())
 }
 
-/// One line of /proc/PID/cgroup: hierarchy id (0 = cgroup v2), the controllers of a v1
-/// hierarchy ("memory", "cpu,cpuacct", "name=systemd"; empty for v2), and the path
-/// relative to the reader's cgroup namespace root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupLine {
-    pub id: u32,
-    pub controllers: Vec<String>,
-    pub path: String,
-}
-
-pub fn parse_cgroups(text: &str) -> Vec<CgroupLine> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let id = it.next()?.parse().ok()?;
-            let ctl = it.next()?;
-            let path = it.next()?.to_string();
-            Some(CgroupLine {
-                id,
-                controllers: ctl
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(String::from)
-                    .collect(),
-                path,
-            })
-        })
-        .collect()
-}
-
-/// /proc/PID/cgroup.
-pub fn cgroups(pid: i32) -> Result<Vec<CgroupLine>> {
-    Ok(parse_cgroups(&String::from_utf8_lossy(&read(
-        pid, "cgroup",
-    )?)))
-}
-
 /// The children of `pid` (a scan of /proc), oldest first.
 pub fn children(pid: i32) -> Vec<i32> {
     let Ok(rd) = std::fs::read_dir("/proc") else {
@@ -283,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn status_and_cgroup_lines() {
+    fn status_lines() {
         let s = parse_status(
             "Uid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\nGroups:\t27 100 \nCapEff:\t0000000000003000\nCapBnd:\t000001ffffffffff\nNoNewPrivs:\t1\n",
         );
@@ -292,11 +255,5 @@ mod tests {
         assert_eq!(s.groups, vec![27, 100]);
         assert_eq!(s.cap_eff, CapSet(0x3000));
         assert!(s.no_new_privs);
-        let c = parse_cgroups("4:memory:/a/b\n1:name=systemd:/\n0::/x:y\n");
-        assert_eq!(c[0].controllers, vec!["memory"]);
-        assert_eq!(c[1].controllers, vec!["name=systemd"]);
-        assert_eq!(c[2].id, 0);
-        assert!(c[2].controllers.is_empty());
-        assert_eq!(c[2].path, "/x:y");
     }
 }

@@ -11,7 +11,7 @@
 //! opening `/dev/pts/N` by name (what glibc's openpty does) could find a pty of another
 //! instance.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -402,6 +402,7 @@ pub fn wanted(always: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn a_pty_from_the_hosts_devpts() {

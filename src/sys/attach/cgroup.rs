@@ -1,109 +1,105 @@
-//! Joining another process's cgroups: for the v2 hierarchy and every mounted v1 hierarchy
-//! in /proc/PID/cgroup, the `cgroup.procs` file of its cgroup, found through the shell's
-//! cgroup mounts. The launcher's child writes "0" (itself) to each, before it enters the
-//! target's cgroup namespace (from inside, its current cgroup would be outside the
-//! namespace and the kernel refuses the move).
-//!
-//! (A small reader of its own: the cgroup domain's `sys::cgroup` is on another branch;
-//! this needs only membership, not limits.)
+//! Joining another process's cgroups: for the v2 tree and every mounted v1 hierarchy
+//! (`sys::cgroup::Hierarchies`), the `cgroup.procs` file of the target's cgroup there
+//! (from /proc/PID/cgroup). The launcher's child writes "0" (itself) to each, before it
+//! enters the target's cgroup namespace: from inside, its current cgroup would be outside
+//! the namespace and the kernel refuses the move.
 
-use crate::sys::error::Result;
-use crate::sys::mountinfo::{self, MountEntry};
-use crate::sys::procfs::{self, CgroupLine};
+use std::path::PathBuf;
 
-/// The mount that shows hierarchy `line` (cgroup2 for id 0, else the v1 mount whose
-/// superblock options name every controller of the line).
-fn mount_for<'m>(line: &CgroupLine, mounts: &'m [MountEntry]) -> Option<&'m MountEntry> {
-    mounts.iter().find(|m| {
-        if line.id == 0 {
-            return m.fstype == "cgroup2";
-        }
-        m.fstype == "cgroup"
-            && line
-                .controllers
-                .iter()
-                .all(|c| m.super_opts.split(',').any(|o| o == c))
-    })
-}
+use crate::sys::cgroup::layout::{own_path_in, parse_memberships, Membership};
+use crate::sys::cgroup::Hierarchies;
+use crate::sys::error::{Result, SysError};
 
-/// The cgroup.procs files that put a process into `target`'s cgroups, leaving out the
-/// hierarchies where the shell already is in the same cgroup, and hierarchies that are
-/// not mounted (or mounted from a subtree that does not hold the target's cgroup).
-pub fn procs_files(
-    target: &[CgroupLine],
-    mine: &[CgroupLine],
-    mounts: &[MountEntry],
-) -> Vec<String> {
+/// The cgroup.procs files that put a process where `target` is, leaving out hierarchies
+/// where `mine` is the same cgroup already, and those whose mount does not show the
+/// target's cgroup (a subtree mount, or a cgroup namespace above it).
+pub fn procs_files(h: &Hierarchies, target: &[Membership], mine: &[Membership]) -> Vec<String> {
     let mut out = Vec::new();
-    for line in target {
-        if mine.contains(line) || line.path.ends_with(" (deleted)") {
-            continue;
-        }
-        let Some(m) = mount_for(line, mounts) else {
+    for hier in &h.list {
+        let Some(theirs) = own_path_in(target, hier) else {
             continue;
         };
-        let root = m.root.trim_end_matches('/');
-        let Some(rel) = line.path.strip_prefix(root) else {
+        if own_path_in(mine, hier).as_deref() == Some(theirs.as_str())
+            || theirs.ends_with(" (deleted)")
+        {
+            continue;
+        }
+        let Ok(dir) = hier.dir_of(&theirs) else {
             continue;
         };
-        if !rel.is_empty() && !rel.starts_with('/') {
-            continue;
-        }
-        let file = format!(
-            "{}{}/cgroup.procs",
-            m.target.trim_end_matches('/'),
-            rel.trim_end_matches('/')
-        );
-        if !out.contains(&file) {
-            out.push(file);
-        }
+        let file: PathBuf = dir.join("cgroup.procs");
+        out.push(file.to_string_lossy().into_owned());
     }
     out
 }
 
-/// `procs_files` for process `pid`, against the shell's own cgroups and mounts.
+/// `procs_files` for process `pid`, against the shell's own cgroups.
 pub fn procs_files_of(pid: i32) -> Result<Vec<String>> {
-    let target = procfs::cgroups(pid)?;
-    let mine = procfs::cgroups(std::process::id() as i32)?;
-    let mounts = mountinfo::read(0)?;
-    Ok(procs_files(&target, &mine, &mounts))
+    let h = Hierarchies::detect()?;
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|t| parse_memberships(&t))
+            .map_err(|e| SysError::io("read", &e).path(p))
+    };
+    let target = read(&format!("/proc/{pid}/cgroup"))?;
+    let mine = read("/proc/self/cgroup")?;
+    Ok(procs_files(&h, &target, &mine))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::cgroup::layout::{Hierarchy, Layout, Version};
+    use std::path::Path;
+
+    fn hier(
+        version: Version,
+        mount: &str,
+        root: &str,
+        ctl: &[&str],
+        name: Option<&str>,
+    ) -> Hierarchy {
+        Hierarchy {
+            version,
+            mount: Path::new(mount).to_path_buf(),
+            root: root.into(),
+            controllers: ctl.iter().map(|c| c.to_string()).collect(),
+            name: name.map(String::from),
+        }
+    }
 
     #[test]
     fn files_for_v2_and_v1_hierarchies() {
-        let mounts = mountinfo::parse(
-            "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
-             35 31 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
-             36 31 0:32 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
-             37 31 0:33 /sub /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
-             40 31 0:36 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
-        )
-        .unwrap();
-        let target = procfs::parse_cgroups(
-            "5:pids:/other\n4:memory:/box\n3:cpu,cpuacct:/\n2:freezer:/x\n0::/box\n",
-        );
-        let mine = procfs::parse_cgroups("4:memory:/\n3:cpu,cpuacct:/\n0::/\n");
+        let h = Hierarchies {
+            layout: Layout::Hybrid,
+            list: vec![
+                hier(Version::V2, "/sys/fs/cgroup/unified", "/", &[], None),
+                hier(Version::V1, "/sys/fs/cgroup/memory", "/", &["memory"], None),
+                hier(Version::V1, "/sys/fs/cgroup/pids", "/sub", &["pids"], None),
+                hier(
+                    Version::V1,
+                    "/sys/fs/cgroup/systemd",
+                    "/",
+                    &[],
+                    Some("systemd"),
+                ),
+            ],
+            self_cgroup: "/proc/self/cgroup".into(),
+            delegate_list: "/dev/null".into(),
+        };
+        let target = parse_memberships("5:pids:/other\n4:memory:/box\n1:name=systemd:/\n0::/box\n");
+        let mine = parse_memberships("5:pids:/sub\n4:memory:/\n1:name=systemd:/\n0::/\n");
         assert_eq!(
-            procs_files(&target, &mine, &mounts),
+            procs_files(&h, &target, &mine),
             vec![
-                "/sys/fs/cgroup/memory/box/cgroup.procs",
-                "/sys/fs/cgroup/unified/box/cgroup.procs"
+                "/sys/fs/cgroup/unified/box/cgroup.procs",
+                "/sys/fs/cgroup/memory/box/cgroup.procs"
             ]
         );
-        let target = procfs::parse_cgroups("5:pids:/sub/x\n0::/\n");
+        let target = parse_memberships("5:pids:/sub/x\n0::/\n");
         assert_eq!(
-            procs_files(&target, &mine, &mounts),
+            procs_files(&h, &target, &mine),
             vec!["/sys/fs/cgroup/pids/x/cgroup.procs"]
-        );
-        let target = procfs::parse_cgroups("0::/\n");
-        let mine = procfs::parse_cgroups("0::/a\n");
-        assert_eq!(
-            procs_files(&target, &mine, &mounts),
-            vec!["/sys/fs/cgroup/unified/cgroup.procs"]
         );
     }
 }

@@ -190,7 +190,7 @@ impl Target {
     /// Everything read so far belongs to one process: it is still alive and its pid was
     /// not reused while we looked.
     pub fn check_same(&self, op: &str) -> Result<()> {
-        let alive = super::pidfd::is_alive(self.pidfd.as_fd());
+        let alive = !super::wait::exited(self.pidfd.as_fd(), 0).unwrap_or(true);
         if !alive || !procfs::same_process(self.pid, self.stat.start_time) {
             return Err(SysError::os(op, Errno::ESRCH)
                 .name(format!("pid {}", self.pid))

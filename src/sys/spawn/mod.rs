@@ -132,12 +132,6 @@ impl Plan {
     fn defers_cgroup_ns(&self) -> bool {
         !self.cgroup_procs.is_empty()
     }
-    fn program(&self) -> String {
-        self.argv
-            .first()
-            .map(|a| a.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
 }
 
 /// A child that exists (its namespaces too) but has not been let go: the caller may look at
