@@ -52,9 +52,30 @@ pub fn run(payload: impl FnOnce()) -> SysError {
         }
         Ok(ForkResult::Parent { child }) => {
             // init keeps nothing of the launcher's: the payload owns the descriptors now,
-            // and the launcher sees the error pipe close when the payload execs.
+            // and the launcher sees the error pipe close when the payload execs. Nor the
+            // caller's standard streams: a detached container's init must not keep the
+            // pipe of `ctrsh -e 'spawn(...)' | cat` open after ctrsh has exited.
             super::exec::close_from(3);
+            release_stdio();
             supervise(child, &set)
+        }
+    }
+}
+
+/// Point 0, 1 and 2 at /dev/null (or close them where there is none).
+fn release_stdio() {
+    // SAFETY: open/dup2/close on our own descriptor numbers; no memory is involved.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        for fd in 0..3 {
+            if null >= 0 {
+                libc::dup2(null, fd);
+            } else {
+                libc::close(fd);
+            }
+        }
+        if null > 2 {
+            libc::close(null);
         }
     }
 }
