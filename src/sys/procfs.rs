@@ -168,16 +168,6 @@ pub fn environ(pid: i32) -> Result<Vec<CString>> {
         .collect())
 }
 
-/// /proc/PID/cmdline as words (empty for a kernel thread or a zombie).
-pub fn cmdline(pid: i32) -> Result<Vec<String>> {
-    let raw = read(pid, "cmdline")?;
-    Ok(raw
-        .split(|b| *b == 0)
-        .filter(|w| !w.is_empty())
-        .map(|w| String::from_utf8_lossy(w).into_owned())
-        .collect())
-}
-
 /// The children of `pid` (a scan of /proc), oldest first.
 pub fn children(pid: i32) -> Vec<i32> {
     let Ok(rd) = std::fs::read_dir("/proc") else {

@@ -140,13 +140,12 @@ fn bind_over(tree: BorrowedFd<'_>, path: &str) -> Result<()> {
     })
 }
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
 fn bind_proc(tree: BorrowedFd<'_>) -> Result<()> {
     let Ok(src) = safepath::open_in(tree, "proc", OFlags::PATH | OFlags::DIRECTORY) else {
         return Ok(());
     };
-    let is_proc = rustix::fs::fstatfs(&src).is_ok_and(|s| s.f_type as i64 == PROC_SUPER_MAGIC);
+    // PROC_SUPER_MAGIC
+    let is_proc = rustix::fs::fstatfs(&src).is_ok_and(|s| s.f_type == 0x9fa0);
     if !is_proc || !mount::is_mount_root(src.as_fd()).unwrap_or(false) {
         return Ok(());
     }
