@@ -2,8 +2,11 @@
 //! operation, the object and the errno. All `unsafe` of the project lives below here.
 
 pub mod error;
+pub mod netaddr;
+pub mod netlink;
 pub mod nft;
 pub mod ns;
+pub mod nsfile;
 pub mod pidfd;
 pub mod signals;
 pub mod thread;
@@ -15,3 +18,4 @@ pub mod mount;
 pub mod mountinfo;
 pub mod rootfs;
 pub mod safepath;
+pub mod sysctl;
