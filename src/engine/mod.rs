@@ -10,6 +10,7 @@ pub mod doc;
 pub mod error;
 pub mod fd;
 pub mod fs;
+pub mod net;
 pub mod nft;
 pub mod ns;
 pub mod opts;
@@ -78,6 +79,7 @@ impl Shell {
         ns::register(&mut Api::new(&mut engine, &mut docs, "ns"));
         process::register(&mut Api::new(&mut engine, &mut docs, "process"));
         nft::register(&mut Api::new(&mut engine, &mut docs, "net"));
+        net::register(&mut Api::new(&mut engine, &mut docs, "net"));
         fs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
         rootfs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
 

@@ -289,3 +289,10 @@ pub fn delete(ns: &Rc<NsFd>, index: u32) -> std::result::Result<(), Failure> {
     m.header.index = index;
     socket::with(ns, |s| s.ack(RouteNetlinkMessage::DelLink(m), 0))
 }
+
+/// Delete the link called `name` in `ns` (for undoing a create whose result was not found).
+pub fn delete_named(ns: &Rc<NsFd>, name: &str) -> std::result::Result<(), Failure> {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    socket::with(ns, |s| s.ack(RouteNetlinkMessage::DelLink(m), 0))
+}
