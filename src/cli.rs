@@ -82,7 +82,7 @@ pub fn main() -> i32 {
         eprintln!("ctrsh: {e}");
         return 1;
     }
-    raise_stack_limit();
+    crate::sys::rlimit::raise_stack(256 << 20);
     match cli.command {
         Some(Command::Check { files }) => check(&files),
         Some(Command::Doc { name }) => doc(name.as_deref()),
@@ -246,26 +246,3 @@ fn doc(name: Option<&str>) -> i32 {
         }
     }
 }
-
-/// Let deep (but bounded) script recursion use more than the default 8 MiB main stack:
-/// the main thread's stack grows on demand up to RLIMIT_STACK, read at fault time.
-/// Children get the original limit back before they exec.
-fn raise_stack_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    const WANT: u64 = 256 << 20;
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_STACK) {
-        if soft != libc::RLIM_INFINITY && soft < WANT {
-            let new = if hard == libc::RLIM_INFINITY {
-                WANT
-            } else {
-                WANT.min(hard)
-            };
-            if setrlimit(Resource::RLIMIT_STACK, new, hard).is_ok() {
-                ORIGINAL_STACK.store(soft, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// The RLIMIT_STACK soft limit ctrsh started with (0 when unchanged).
-pub static ORIGINAL_STACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

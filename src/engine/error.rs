@@ -10,7 +10,12 @@ pub type RResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Convert a `sys` failure into a catchable script error. The position is filled in by the
 /// interpreter at the call site.
-pub fn sys_err(e: SysError) -> Box<EvalAltResult> {
+pub fn sys_err(mut e: SysError) -> Box<EvalAltResult> {
+    if e.hint.is_none() {
+        if let Some(h) = e.errno().and_then(generic_hint) {
+            e.hint = Some(h.to_string());
+        }
+    }
     EvalAltResult::ErrorRuntime(error_map(&e).into(), Position::NONE).into()
 }
 

@@ -20,6 +20,7 @@ pub mod resolver;
 pub mod rootfs;
 pub mod show;
 pub mod sources;
+pub mod spawn;
 
 use std::path::Path;
 use std::rc::Rc;
@@ -78,6 +79,7 @@ impl Shell {
         fd::register(&mut Api::new(&mut engine, &mut docs, "core"));
         ns::register(&mut Api::new(&mut engine, &mut docs, "ns"));
         process::register(&mut Api::new(&mut engine, &mut docs, "process"));
+        spawn::register(&mut Api::new(&mut engine, &mut docs, "process"));
         nft::register(&mut Api::new(&mut engine, &mut docs, "net"));
         net::register(&mut Api::new(&mut engine, &mut docs, "net"));
         fs::register(&mut Api::new(&mut engine, &mut docs, "fs"));

@@ -1,34 +1,408 @@
-//! Processes: the `Process` handle (a pid plus a pidfd), spawn/run/fork/exec.
+//! The `Process` handle (a pid plus a pidfd, so signals and namespace lookups never hit a
+//! reused pid) and its methods. Creating processes is in `spawn.rs`.
 
-use std::os::fd::OwnedFd;
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
-use crate::sys::ns::{NsFd, NsKind};
-use crate::sys::{Result, SysError};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use rhai::Dynamic;
 
-/// A process the script holds: its pid and a pidfd, so signals and namespace lookups never
-/// hit a reused pid.
+use super::api::Api;
+use super::cleanup::{self, OwnId};
+use super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::fd::Fd;
+use super::ns::{kind_arg, Ns};
+use crate::sys::ns::{NsFd, NsKind};
+use crate::sys::{pidfd, signals, wait, Result, SysError};
+
+/// A process the script holds.
 #[derive(Clone)]
 pub struct Process {
     pub pid: i32,
     pub pidfd: Option<Rc<OwnedFd>>,
+    state: Rc<State>,
+}
+
+struct State {
+    /// Our own child (waitable), or a process opened with pidfd_open.
+    child: bool,
+    /// The exit status once reaped.
+    status: Cell<Option<i32>>,
+    /// The cleanup registration (kill and reap when the recipe ends).
+    own: Cell<Option<OwnId>>,
+    /// What it runs, for printing.
+    what: RefCell<String>,
 }
 
 impl Process {
+    /// A child this shell created. Unless `detach`, it is killed and reaped when the recipe
+    /// ends.
+    pub fn child(pid: i32, fd: Option<OwnedFd>, what: String, detach: bool) -> Process {
+        let p = Process {
+            pid,
+            pidfd: fd.map(Rc::new),
+            state: Rc::new(State {
+                child: true,
+                status: Cell::new(None),
+                own: Cell::new(None),
+                what: RefCell::new(what),
+            }),
+        };
+        if !detach {
+            p.adopt();
+        }
+        p
+    }
+
+    /// Own the process from now on: it is killed and reaped when the recipe ends.
+    pub fn adopt(&self) {
+        if self.state.own.get().is_some() || self.state.status.get().is_some() {
+            return;
+        }
+        let q = self.clone();
+        let id = cleanup::own(
+            format!("process {} ({})", self.pid, self.state.what.borrow()),
+            move || {
+                q.state.own.set(None);
+                q.kill_and_reap()
+            },
+        );
+        self.state.own.set(Some(id));
+    }
+
+    /// Any existing process, through pidfd_open.
+    pub fn open(pid: i32) -> Result<Process> {
+        let fd = pidfd::open(pid)?;
+        let what = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        Ok(Process {
+            pid,
+            pidfd: Some(Rc::new(fd)),
+            state: Rc::new(State {
+                child: false,
+                status: Cell::new(None),
+                own: Cell::new(None),
+                what: RefCell::new(what),
+            }),
+        })
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|f| f.as_fd())
+    }
+
     /// The namespace of `kind` the process is in.
     pub fn ns(&self, kind: NsKind) -> Result<NsFd> {
         let ns = NsFd::of_pid(self.pid, kind).map_err(|e| e.name(format!("pid {}", self.pid)))?;
         // The pid could have been reused between our last look and the open: the pidfd
         // says whether our process is still the one behind it.
-        if let Some(fd) = &self.pidfd {
-            if !crate::sys::pidfd::is_alive(std::os::fd::AsFd::as_fd(fd.as_ref())) {
-                return Err(SysError::os("ns", nix::errno::Errno::ESRCH)
-                    .name(format!("pid {}", self.pid))
-                    .detail("the process has exited"));
-            }
+        if !self.alive() {
+            return Err(SysError::os("ns", Errno::ESRCH)
+                .name(format!("pid {}", self.pid))
+                .detail("the process has exited"));
         }
         Ok(ns)
     }
+
+    /// Still running (not exited, not a zombie)?
+    pub fn alive(&self) -> bool {
+        if self.state.status.get().is_some() {
+            return false;
+        }
+        match self.fd() {
+            Some(fd) => !wait::exited(fd, 0).unwrap_or(true),
+            None => nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), None).is_ok(),
+        }
+    }
+
+    /// The exit status if it has been reaped.
+    pub fn status(&self) -> Option<i32> {
+        self.state.status.get()
+    }
+
+    /// Send `sig` (0 only checks).
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        if self.state.status.get().is_some() {
+            return Err(SysError::os("signal", Errno::ESRCH)
+                .name(format!("pid {}", self.pid))
+                .detail("the process has exited and was reaped"));
+        }
+        let r = match self.fd() {
+            Some(fd) => pidfd::send_signal(fd, sig),
+            None => nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                Signal::try_from(sig).ok(),
+            )
+            .map_err(|e| SysError::os("kill", e)),
+        };
+        r.map_err(|e| e.name(format!("pid {}", self.pid)))
+    }
+
+    fn reaped(&self, code: i32) -> i32 {
+        self.state.status.set(Some(code));
+        if let Some(id) = self.state.own.take() {
+            cleanup::disown(id);
+        }
+        code
+    }
+
+    /// Wait for the process to end. Signals the shell receives meanwhile (TERM, INT, HUP,
+    /// QUIT, USR1, USR2, WINCH) are passed on to it, as `docker run` does. Returns the
+    /// status (128+N when killed by signal N), or None for a process that is not our child
+    /// (its status is not ours to read).
+    pub fn wait(&self, timeout_ms: Option<i32>) -> Result<Option<i32>> {
+        if let Some(c) = self.state.status.get() {
+            return Ok(Some(c));
+        }
+        let _fw = signals::Forwarding::start();
+        let deadline = timeout_ms
+            .map(|t| std::time::Instant::now() + std::time::Duration::from_millis(t as u64));
+        loop {
+            let left = match deadline {
+                None => -1,
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        return Ok(None);
+                    }
+                    (d - now).as_millis().min(i32::MAX as u128) as i32
+                }
+            };
+            let r = match (self.fd(), self.state.child) {
+                (Some(fd), true) if left < 0 => wait::reap(fd, false),
+                (Some(fd), _) => match wait::exited(fd, left) {
+                    Ok(true) if self.state.child => wait::reap(fd, false),
+                    Ok(true) => return Ok(None),
+                    Ok(false) => continue,
+                    Err(e) => Err(e),
+                },
+                (None, _) => wait::reap_pid(self.pid).map(Some),
+            };
+            match r {
+                Ok(Some(c)) => return Ok(Some(self.reaped(c))),
+                Ok(None) => continue,
+                Err(e) if e.errno() == Some(Errno::EINTR) => {
+                    for sig in signals::take_all() {
+                        let _ = self.signal(sig as i32);
+                    }
+                }
+                Err(e) => return Err(e.name(format!("pid {}", self.pid))),
+            }
+        }
+    }
+
+    /// SIGKILL and reap (cleanup at the end of a recipe).
+    pub fn kill_and_reap(&self) -> Result<()> {
+        if self.state.status.get().is_some() {
+            return Ok(());
+        }
+        let _ = self.signal(libc::SIGKILL);
+        if let (Some(fd), true) = (self.fd(), self.state.child) {
+            loop {
+                match wait::reap(fd, false) {
+                    Ok(Some(c)) => {
+                        self.reaped(c);
+                        return Ok(());
+                    }
+                    Err(e) if e.errno() == Some(Errno::EINTR) => continue,
+                    Err(e) if e.errno() == Some(Errno::ECHILD) => return Ok(()),
+                    Err(e) => return Err(e),
+                    Ok(None) => continue,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop owning it: it keeps running after the recipe ends.
+    pub fn detach(&self) {
+        if let Some(id) = self.state.own.take() {
+            cleanup::disown(id);
+        }
+    }
+
+    /// pidfd_getfd(2): a copy of the process's descriptor `n`.
+    pub fn getfd(&self, n: i32) -> Result<OwnedFd> {
+        let fd = self.fd().ok_or_else(|| {
+            SysError::os("pidfd_getfd", Errno::ENOSYS).detail("no pidfd for this process")
+        })?;
+        // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags 0; it returns a
+        // new descriptor of ours or -1.
+        let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, fd.as_raw_fd(), n, 0) };
+        if r < 0 {
+            let e = Errno::last();
+            let err = SysError::os("pidfd_getfd", e).name(format!("pid {} fd {n}", self.pid));
+            return Err(match e {
+                Errno::EBADF => err.detail("the process has no such descriptor"),
+                Errno::EPERM => err.hint("needs ptrace access to the process (same user and CAP_SYS_PTRACE, or ptrace_scope)"),
+                _ => err,
+            });
+        }
+        Ok(crate::sys::spawn::owned(r as i32))
+    }
+
+    pub fn set_what(&self, what: String) {
+        *self.state.what.borrow_mut() = what;
+    }
+
+    fn show(&self) -> String {
+        let state = match self.state.status.get() {
+            Some(c) => format!("exited {c}"),
+            None if self.alive() => "running".to_string(),
+            None => "exited".to_string(),
+        };
+        format!(
+            "Process({} {:?}, {state})",
+            self.pid,
+            self.state.what.borrow()
+        )
+    }
 }
 
-pub fn register(_api: &mut super::api::Api) {}
+/// A signal by name ("TERM", "SIGTERM", "term") or number.
+pub fn signal_arg(op: &str, v: &Dynamic) -> RResult<i32> {
+    if let Ok(n) = v.as_int() {
+        return i32::try_from(n)
+            .ok()
+            .filter(|n| (0..=64).contains(n))
+            .ok_or_else(|| arg_err(op, "sig", format!("{n} is not a signal number")));
+    }
+    let s = v.clone().into_string().map_err(|t| {
+        arg_err(
+            op,
+            "sig",
+            format!("expected a signal name or number, got {t}"),
+        )
+    })?;
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| arg_err(op, "sig", format!("unknown signal {s:?}")))
+}
+
+fn status_dyn(s: Option<i32>) -> Dynamic {
+    s.map_or(Dynamic::UNIT, |c| Dynamic::from(c as i64))
+}
+
+pub fn register(api: &mut Api) {
+    api.ty::<Process>("Process");
+    api.engine
+        .register_fn("to_string", |p: &mut Process| p.show());
+    api.engine
+        .register_fn("to_debug", |p: &mut Process| p.show());
+    api.getter(
+        "Process",
+        "pid",
+        "The process id, as the shell's pid namespace numbers it.\nExample:\n    let p = spawn(#{ cmd: [\"sleep\", \"1\"] }); print(p.pid);",
+        |p: &mut Process| -> i64 { i64::from(p.pid) },
+    );
+    api.getter(
+        "Process",
+        "alive",
+        "Whether the process is still running (false once it exited, also before it is reaped).\nExample:\n    let p = spawn(#{ cmd: [\"true\"] }); p.wait(); print(p.alive);   // false",
+        |p: &mut Process| -> bool { p.alive() },
+    );
+    api.getter(
+        "Process",
+        "status",
+        "The exit status once `.wait()` has returned it (128+N when killed by signal N), else ().\nExample:\n    let p = spawn(#{ cmd: [\"false\"] }); p.wait(); print(p.status);   // 1",
+        |p: &mut Process| -> Dynamic { status_dyn(p.status()) },
+    );
+    api.func(
+        "wait",
+        "Process.wait() -> int",
+        "Wait for the process to end and return its exit status: the exit code, or 128+N when\n\
+         signal N killed it (137 for SIGKILL), as shells report it. Signals the shell gets\n\
+         meanwhile (TERM, INT, HUP, QUIT, USR1, USR2, WINCH) are passed on to it. For a process\n\
+         that is not the shell's child (from pidfd_open) it waits for the end and returns ().\n\
+         Example:\n    let code = spawn(#{ cmd: [\"sh\", \"-c\", \"exit 7\"] }).wait();   // 7",
+        |p: &mut Process| -> RResult<Dynamic> { p.wait(None).map(status_dyn).script() },
+    );
+    api.func(
+        "wait",
+        "Process.wait(seconds: int|float) -> int or ()",
+        "Wait at most `seconds`; the exit status, or () when it is still running.\n\
+         Example:\n    let p = spawn(#{ cmd: [\"sleep\", \"10\"] });\n    if p.wait(0.5) == () { p.kill(); }",
+        |p: &mut Process, secs: Dynamic| -> RResult<Dynamic> {
+            let s = secs
+                .as_float()
+                .or_else(|_| secs.as_int().map(|i| i as f64))
+                .map_err(|t| arg_err("wait", "seconds", format!("expected a number, got {t}")))?;
+            if !s.is_finite() || s < 0.0 {
+                return Err(arg_err("wait", "seconds", format!("{s} is not a duration")));
+            }
+            let ms = (s * 1000.0).min(i32::MAX as f64) as i32;
+            p.wait(Some(ms)).map(status_dyn).script()
+        },
+    );
+    api.func(
+        "kill",
+        "Process.kill()",
+        "Send SIGKILL (through the pidfd: never a reused pid).\nExample:\n    let p = spawn(#{ cmd: [\"sleep\", \"100\"] }); p.kill(); print(p.wait());   // 137",
+        |p: &mut Process| -> RResult<()> { p.signal(libc::SIGKILL).script() },
+    );
+    api.func(
+        "signal",
+        "Process.signal(sig: string|int)",
+        "Send a signal by name (\"TERM\", \"SIGHUP\", \"usr1\") or number, through the pidfd.\n\
+         Example:\n    let p = spawn(#{ cmd: [\"sleep\", \"100\"] }); p.signal(\"TERM\"); print(p.wait());   // 143",
+        |p: &mut Process, sig: Dynamic| -> RResult<()> {
+            let n = signal_arg("signal", &sig)?;
+            p.signal(n).script()
+        },
+    );
+    api.func(
+        "ns",
+        "Process.ns(kind: string) -> Ns",
+        "A handle on the namespace of `kind` the process is in (kept alive by the handle).\n\
+         Example:\n    let p = spawn(#{ ns: [\"net\"], cmd: [\"sleep\", \"10\"] });\n    print(links(#{ ns: p.ns(\"net\") }));",
+        |p: &mut Process, kind: &str| -> RResult<Ns> {
+            let k = kind_arg("ns", "kind", kind)?;
+            p.ns(k).map(|n| Ns(Rc::new(n))).script()
+        },
+    );
+    api.func(
+        "getfd",
+        "Process.getfd(n: int) -> Fd",
+        "A copy of the process's file descriptor `n` (pidfd_getfd), e.g. a socket a container\n\
+         opened, to use or pass on.\nExample:\n    let p = spawn(#{ cmd: [\"sleep\", \"10\"] });\n    let out = p.getfd(1); print(out);",
+        |p: &mut Process, n: i64| -> RResult<Fd> {
+            let n = super::error::int_arg::<i32>("getfd", "n", n)?;
+            let fd = p.getfd(n).script()?;
+            Ok(Fd::new(fd, format!("fd {n} of pid {}", p.pid)))
+        },
+    );
+    api.func(
+        "detach",
+        "Process.detach()",
+        "Stop owning the process: it is no longer killed when the recipe ends.\n\
+         Example:\n    let p = spawn(#{ cmd: [\"sleep\", \"100\"] }); p.detach();",
+        |p: &mut Process| p.detach(),
+    );
+    api.func(
+        "pidfd_open",
+        "pidfd_open(pid: int) -> Process",
+        "A Process handle on any existing process (pidfd_open): signal it, look at its\n\
+         namespaces, wait for its end. It is not owned: it is not killed when the recipe ends.\n\
+         Example:\n    let me = pidfd_open(pid()); print(me.ns(\"net\"));",
+        |pid: i64| -> RResult<Process> {
+            let pid = super::error::int_arg::<i32>("pidfd_open", "pid", pid)?;
+            if pid <= 0 {
+                return Err(arg_err(
+                    "pidfd_open",
+                    "pid",
+                    format!("{pid} is not a process id"),
+                ));
+            }
+            Process::open(pid).map_err(sys_err)
+        },
+    );
+}

@@ -1,15 +1,22 @@
 //! Safe Linux wrappers. Knows nothing of Rhai: every function returns `SysError` naming the
 //! operation, the object and the errno. All `unsafe` of the project lives below here.
 
+pub mod caps;
 pub mod error;
+pub mod exec;
+pub mod idmap;
+pub mod init;
 pub mod netaddr;
 pub mod netlink;
 pub mod nft;
 pub mod ns;
 pub mod nsfile;
 pub mod pidfd;
+pub mod rlimit;
 pub mod signals;
+pub mod spawn;
 pub mod thread;
+pub mod wait;
 
 pub use error::{Result, SysError};
 pub mod fsmount;

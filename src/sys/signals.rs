@@ -1,70 +1,107 @@
-//! Interrupt flags: SIGINT and SIGTERM set an atomic flag that the interpreter checks
-//! between steps (`Engine::on_progress`) and blocking calls check on EINTR.
+//! Signal flags: SIGINT, SIGTERM and SIGHUP set a bit that the interpreter checks between
+//! steps (`Engine::on_progress`) and blocking calls check on EINTR. While the shell waits
+//! for a child, those and SIGQUIT/SIGUSR1/SIGUSR2/SIGWINCH are forwarded to it instead
+//! ([`Forwarding`]).
 //!
 //! The handlers are installed without SA_RESTART so a blocking wait returns EINTR.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 use super::error::{Result, SysError};
 
-/// The last interrupting signal received and not yet taken, or 0.
-static PENDING: AtomicI32 = AtomicI32::new(0);
+/// One bit per signal number received and not yet taken.
+static PENDING: AtomicU64 = AtomicU64::new(0);
+
+/// The signals that stop a running script.
+const INTERRUPTS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// The extra signals passed on to a waited-for child.
+const FORWARD_ONLY: [Signal; 4] = [
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
 
 extern "C" fn on_signal(sig: libc::c_int) {
-    PENDING.store(sig, Ordering::SeqCst);
+    if (1..64).contains(&sig) {
+        PENDING.fetch_or(1 << sig, Ordering::SeqCst);
+    }
+}
+
+fn flag_handler() -> SigAction {
+    SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    )
 }
 
 /// Install the SIGINT/SIGTERM/SIGHUP handlers (idempotent).
 pub fn install() -> Result<()> {
-    let act = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
+    let act = flag_handler();
+    for sig in INTERRUPTS {
+        // SAFETY: the handler only updates an atomic, which is async-signal-safe.
         unsafe { sigaction(sig, &act) }
             .map_err(|e| SysError::os("sigaction", e).name(sig.as_str()))?;
     }
     Ok(())
 }
 
-/// Restore the default dispositions (in a child about to exec or run as a payload).
-pub fn reset_defaults() {
-    let act = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for sig in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGPIPE,
-    ] {
-        // SAFETY: restoring SIG_DFL installs no Rust code as a handler.
-        let _ = unsafe { sigaction(sig, &act) };
-    }
-    PENDING.store(0, Ordering::SeqCst);
-}
-
-/// The pending interrupting signal, if any, without clearing it.
-pub fn pending() -> Option<Signal> {
-    match PENDING.load(Ordering::SeqCst) {
-        0 => None,
-        n => Signal::try_from(n).ok(),
-    }
-}
-
-/// Take (and clear) the pending interrupting signal.
+/// Take (and clear) one pending interrupting signal (INT, TERM or HUP).
 pub fn take() -> Option<Signal> {
-    match PENDING.swap(0, Ordering::SeqCst) {
-        0 => None,
-        n => Signal::try_from(n).ok(),
+    for sig in INTERRUPTS {
+        let bit = 1u64 << sig as i32;
+        if PENDING.fetch_and(!bit, Ordering::SeqCst) & bit != 0 {
+            return Some(sig);
+        }
+    }
+    None
+}
+
+/// Take (and clear) every pending signal.
+pub fn take_all() -> Vec<Signal> {
+    let bits = PENDING.swap(0, Ordering::SeqCst);
+    (1..64)
+        .filter(|n| bits & (1 << n) != 0)
+        .filter_map(|n| Signal::try_from(n).ok())
+        .collect()
+}
+
+/// Raise the flag as if `sig` had arrived.
+pub fn set_pending(sig: Signal) {
+    PENDING.fetch_or(1 << sig as i32, Ordering::SeqCst);
+}
+
+/// While alive, SIGQUIT/SIGUSR1/SIGUSR2/SIGWINCH are caught too (so they can be passed on
+/// to the child being waited for); their previous dispositions come back on drop.
+pub struct Forwarding {
+    saved: Vec<(Signal, SigAction)>,
+}
+
+impl Forwarding {
+    pub fn start() -> Forwarding {
+        let act = flag_handler();
+        let mut saved = Vec::new();
+        for sig in FORWARD_ONLY {
+            // SAFETY: the handler only updates an atomic.
+            if let Ok(old) = unsafe { sigaction(sig, &act) } {
+                saved.push((sig, old));
+            }
+        }
+        Forwarding { saved }
     }
 }
 
-/// Raise the flag as if `sig` had arrived (used when a child reports an interrupt).
-pub fn set_pending(sig: Signal) {
-    PENDING.store(sig as i32, Ordering::SeqCst);
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        for (sig, old) in self.saved.drain(..) {
+            // SAFETY: restoring the disposition that was there before.
+            let _ = unsafe { sigaction(sig, &old) };
+        }
+    }
 }
 
 /// An error for a blocking call cut short by a signal the user sent.

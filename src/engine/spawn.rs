@@ -1,0 +1,854 @@
+//! Creating processes: `spawn(spec)`, `run(spec)`, `output(spec)`, `fork(|| ...)`,
+//! `exec(argv)`. The spec map is read completely into a `sys::spawn::Plan` (every key
+//! checked, files opened) before anything is created, so bad input leaves nothing behind.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
+
+use super::api::Api;
+use super::cleanup;
+use super::control::Outcome;
+use super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::fd::Fd;
+use super::ns::{kind_arg, kinds_arg, ns_from};
+use super::opts::{strs_of, Opts};
+use super::process::Process;
+use crate::sys::caps::{self, CapSet};
+use crate::sys::idmap::IdMap;
+use crate::sys::ns::NsKind;
+use crate::sys::rlimit::{self, Limit};
+use crate::sys::spawn::{self as launcher, Forked, Plan, Root};
+use crate::sys::SysError;
+
+const SPAWN_KEYS: &[&str] = &[
+    "cmd",
+    "ns",
+    "join",
+    "uid_map",
+    "gid_map",
+    "setgroups",
+    "rootfs",
+    "hostname",
+    "env",
+    "inherit_env",
+    "cwd",
+    "uid",
+    "gid",
+    "groups",
+    "caps",
+    "no_new_privs",
+    "rlimits",
+    "time_offsets",
+    "stdin",
+    "stdout",
+    "stderr",
+    "fds",
+    "init",
+    "setup",
+    "detach",
+];
+
+/// A parsed spec: the plan plus what must stay alive until the child has exec'd.
+pub struct Prepared {
+    pub plan: Plan,
+    /// Descriptors opened for the child (files, /dev/null, pipe ends, passed Fds).
+    _keep: Vec<Rc<OwnedFd>>,
+    /// Read ends of captured stdout / stderr (for `output`).
+    pub captured: [Option<OwnedFd>; 2],
+    /// Ends only the child may hold (write ends of capture pipes): closed once it exec'd.
+    child_only: Vec<OwnedFd>,
+    pub setup: Option<FnPtr>,
+    pub detach: bool,
+    pub what: String,
+}
+
+/// How a standard stream is given.
+enum Stdio {
+    Inherit,
+    Fd(RawFd),
+    Capture,
+}
+
+fn open_path(op: &str, key: &str, path: &str, write: bool) -> RResult<OwnedFd> {
+    let flags = if write {
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC
+    } else {
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC
+    };
+    nix::fcntl::open(path, flags, Mode::from_bits_truncate(0o644)).map_err(|e| {
+        sys_err(
+            SysError::os("open", e)
+                .path(path)
+                .name(key)
+                .detail(format!("{op}: {key}")),
+        )
+    })
+}
+
+/// Read `stdin`/`stdout`/`stderr`: inherit (default or "inherit"), "null", a path, an Fd,
+/// an fd number of the shell, or "pipe" (only where `capture_ok`).
+fn stdio(o: &Opts, key: &str, keep: &mut Vec<Rc<OwnedFd>>, capture_ok: bool) -> RResult<Stdio> {
+    let Some(v) = o.get(key) else {
+        return Ok(Stdio::Inherit);
+    };
+    if let Some(f) = v.read_lock::<Fd>() {
+        keep.push(f.fd.clone());
+        return Ok(Stdio::Fd(f.fd.as_raw_fd()));
+    }
+    if let Ok(n) = v.as_int() {
+        let fd = super::error::int_arg::<i32>(o.op, key, n)?;
+        if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            return Err(arg_err(o.op, key, format!("the shell has no open fd {fd}")));
+        }
+        return Ok(Stdio::Fd(fd));
+    }
+    let s = v.clone().into_string().map_err(|t| {
+        arg_err(
+            o.op,
+            key,
+            format!("expected \"inherit\", \"null\", a path or an Fd, got {t}"),
+        )
+    })?;
+    match s.as_str() {
+        "inherit" => Ok(Stdio::Inherit),
+        "pipe" if capture_ok => Ok(Stdio::Capture),
+        "pipe" => Err(arg_err(
+            o.op,
+            key,
+            "\"pipe\" is for output(spec), which collects it",
+        )),
+        "null" => {
+            let fd = open_path(o.op, key, "/dev/null", key != "stdin")?;
+            let raw = fd.as_raw_fd();
+            keep.push(Rc::new(fd));
+            Ok(Stdio::Fd(raw))
+        }
+        "" => Err(arg_err(o.op, key, "an empty path")),
+        path => {
+            let fd = open_path(o.op, key, path, key != "stdin")?;
+            let raw = fd.as_raw_fd();
+            keep.push(Rc::new(fd));
+            Ok(Stdio::Fd(raw))
+        }
+    }
+}
+
+/// A borrowed view of a raw descriptor number only to ask the kernel about it.
+fn unsafe_borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: used only for an F_GETFD probe; an invalid number just fails with EBADF.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+fn id_map(o: &Opts, key: &str) -> RResult<Option<IdMap>> {
+    let Some(v) = o.get(key) else { return Ok(None) };
+    if let Ok(s) = v.clone().into_string() {
+        return IdMap::parse(o.op, key, &s).map(Some).script();
+    }
+    let arr = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
+        arg_err(
+            o.op,
+            key,
+            format!(
+                "expected text like \"0 100000 65536\" or [[inside, outside, count], ...], got {}",
+                v.type_name()
+            ),
+        )
+    })?;
+    // One triple [0, 1000, 1] or a list of them.
+    let rows: Vec<Dynamic> = if arr.first().is_some_and(|x| x.is_int()) {
+        vec![Dynamic::from(arr.clone())]
+    } else {
+        arr
+    };
+    let mut triples = Vec::new();
+    for r in rows {
+        let t = r
+            .read_lock::<Array>()
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        let nums: Vec<i64> = t.iter().filter_map(|x| x.as_int().ok()).collect();
+        if nums.len() != 3 || t.len() != 3 {
+            return Err(arg_err(
+                o.op,
+                key,
+                "each entry is [inside, outside, count] (three integers)",
+            ));
+        }
+        triples.push([nums[0], nums[1], nums[2]]);
+    }
+    IdMap::from_triples(o.op, key, &triples).map(Some).script()
+}
+
+fn env_of(o: &Opts) -> RResult<Vec<CString>> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    if o.bool("inherit_env", false)? {
+        vars.extend(std::env::vars_os().map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        }));
+    }
+    if let Some(v) = o.get("env") {
+        let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+            arg_err(
+                o.op,
+                "env",
+                format!("expected a map of NAME: value, got {}", v.type_name()),
+            )
+        })?;
+        for (k, val) in m {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(arg_err(o.op, "env", format!("invalid variable name {k:?}")));
+            }
+            let s = if val.is_string() {
+                val.to_string()
+            } else if val.is_unit() {
+                continue;
+            } else {
+                val.to_string()
+            };
+            vars.retain(|(n, _)| n != k.as_str());
+            vars.push((k.to_string(), s));
+        }
+    }
+    vars.into_iter()
+        .map(|(k, v)| {
+            CString::new(format!("{k}={v}"))
+                .map_err(|_| arg_err(o.op, "env", format!("a NUL byte in the value of {k}")))
+        })
+        .collect()
+}
+
+fn caps_of(o: &Opts) -> RResult<Option<CapSet>> {
+    if o.get("caps").is_none() {
+        return Ok(None);
+    }
+    let mut set = CapSet::default();
+    for name in o.strs("caps")? {
+        let n = caps::parse(o.op, "caps", &name).script()?;
+        set.0 |= 1 << n;
+    }
+    Ok(Some(set))
+}
+
+fn limit_value(op: &str, name: &str, v: &Dynamic) -> RResult<u64> {
+    if let Ok(n) = v.as_int() {
+        return u64::try_from(n)
+            .map_err(|_| arg_err(op, "rlimits", format!("{name}: {n} is negative")));
+    }
+    match v.clone().into_string().as_deref() {
+        Ok("unlimited") | Ok("infinity") | Ok("max") => Ok(u64::MAX),
+        _ => Err(arg_err(
+            op,
+            "rlimits",
+            format!("{name}: expected an integer or \"unlimited\""),
+        )),
+    }
+}
+
+fn rlimits_of(o: &Opts) -> RResult<Vec<Limit>> {
+    let Some(v) = o.get("rlimits") else {
+        return Ok(Vec::new());
+    };
+    let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+        arg_err(
+            o.op,
+            "rlimits",
+            "expected a map like #{ nofile: 1024, core: [0, 0] }",
+        )
+    })?;
+    let mut out = Vec::new();
+    for (k, val) in m {
+        let (name, resource) = rlimit::parse(o.op, &k).script()?;
+        let (soft, hard) = if let Some(a) = val.read_lock::<Array>() {
+            if a.len() != 2 {
+                return Err(arg_err(
+                    o.op,
+                    "rlimits",
+                    format!("{k}: expected [soft, hard]"),
+                ));
+            }
+            (limit_value(o.op, &k, &a[0])?, limit_value(o.op, &k, &a[1])?)
+        } else {
+            let n = limit_value(o.op, &k, &val)?;
+            (n, n)
+        };
+        if soft > hard {
+            return Err(arg_err(
+                o.op,
+                "rlimits",
+                format!("{k}: soft limit {soft} is above the hard limit {hard}"),
+            ));
+        }
+        out.push(Limit {
+            name,
+            resource,
+            soft,
+            hard,
+        });
+    }
+    Ok(out)
+}
+
+fn time_offsets_of(o: &Opts) -> RResult<Vec<(String, i64)>> {
+    let Some(v) = o.get("time_offsets") else {
+        return Ok(Vec::new());
+    };
+    let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+        arg_err(
+            o.op,
+            "time_offsets",
+            "expected #{ monotonic: seconds, boottime: seconds }",
+        )
+    })?;
+    let mut out = Vec::new();
+    for (k, val) in m {
+        if k != "monotonic" && k != "boottime" {
+            return Err(arg_err(
+                o.op,
+                "time_offsets",
+                format!("unknown clock {k:?}; clocks are monotonic and boottime"),
+            ));
+        }
+        let secs = val.as_int().map_err(|t| {
+            arg_err(
+                o.op,
+                "time_offsets",
+                format!("{k}: expected whole seconds, got {t}"),
+            )
+        })?;
+        out.push((k.to_string(), secs));
+    }
+    Ok(out)
+}
+
+fn fds_of(o: &Opts, keep: &mut Vec<Rc<OwnedFd>>) -> RResult<Vec<(RawFd, RawFd)>> {
+    let Some(v) = o.get("fds") else {
+        return Ok(Vec::new());
+    };
+    let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+        arg_err(
+            o.op,
+            "fds",
+            "expected a map from target fd to an Fd or fd number: #{ \"3\": sock }",
+        )
+    })?;
+    let mut out = Vec::new();
+    for (k, val) in m {
+        let target: RawFd = k
+            .parse()
+            .ok()
+            .filter(|n| (0..=65535).contains(n))
+            .ok_or_else(|| arg_err(o.op, "fds", format!("{k:?} is not a descriptor number")))?;
+        let source = if let Some(f) = val.read_lock::<Fd>() {
+            keep.push(f.fd.clone());
+            f.fd.as_raw_fd()
+        } else if let Ok(n) = val.as_int() {
+            let fd = super::error::int_arg::<i32>(o.op, "fds", n)?;
+            if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+                return Err(arg_err(
+                    o.op,
+                    "fds",
+                    format!("the shell has no open fd {fd}"),
+                ));
+            }
+            fd
+        } else {
+            return Err(arg_err(
+                o.op,
+                "fds",
+                format!(
+                    "fd {k}: expected an Fd or an fd number, got {}",
+                    val.type_name()
+                ),
+            ));
+        };
+        out.push((target, source));
+    }
+    Ok(out)
+}
+
+/// Read a spawn spec. `capture` allows "pipe" for stdout/stderr (output()).
+pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
+    let o = Opts::new(op, spec, SPAWN_KEYS)?;
+    let cmd = match o.get("cmd") {
+        None => return Err(arg_err(op, "cmd", "the spec needs cmd: the program and its arguments, e.g. cmd: [\"sh\", \"-c\", \"echo hi\"]")),
+        Some(v) => strs_of(op, "cmd", v)?,
+    };
+    if cmd.is_empty() || cmd[0].is_empty() {
+        return Err(arg_err(
+            op,
+            "cmd",
+            "cmd is empty: give the program and its arguments",
+        ));
+    }
+    let argv = cmd
+        .iter()
+        .map(|a| {
+            CString::new(a.as_str()).map_err(|_| arg_err(op, "cmd", "a NUL byte in an argument"))
+        })
+        .collect::<RResult<Vec<_>>>()?;
+
+    let create = match o.get("ns") {
+        None => Vec::new(),
+        Some(v) => {
+            let a = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
+                arg_err(
+                    op,
+                    "ns",
+                    format!(
+                        "expected an array of namespace kinds, got {}",
+                        v.type_name()
+                    ),
+                )
+            })?;
+            kinds_arg(op, "ns", &a)?
+        }
+    };
+    let mut join = Vec::new();
+    if let Some(v) = o.get("join") {
+        let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+            arg_err(
+                op,
+                "join",
+                "expected a map of kind to Ns or Process: #{ net: n }",
+            )
+        })?;
+        for (k, target) in m {
+            let kind = kind_arg(op, "join", &k)?;
+            if create.contains(&kind) {
+                return Err(arg_err(
+                    op,
+                    "join",
+                    format!("the {kind} namespace is both created (ns) and joined (join)"),
+                ));
+            }
+            join.push((kind, ns_from(op, "join", &target, kind)?));
+        }
+        // The user namespace first: joining it gives the rights to join the others.
+        join.sort_by_key(|(k, _)| *k != NsKind::User);
+    }
+    let has = |k: NsKind| create.contains(&k) || join.iter().any(|(j, _)| *j == k);
+
+    let uid_map = id_map(&o, "uid_map")?;
+    let gid_map = id_map(&o, "gid_map")?;
+    if (uid_map.is_some() || gid_map.is_some()) && !create.contains(&NsKind::User) {
+        let key = if uid_map.is_some() {
+            "uid_map"
+        } else {
+            "gid_map"
+        };
+        return Err(arg_err(
+            op,
+            key,
+            "id maps need a new user namespace: add \"user\" to ns",
+        ));
+    }
+    let setgroups = match o.str("setgroups")?.as_deref() {
+        None => None,
+        Some("allow") => Some(true),
+        Some("deny") => Some(false),
+        Some(other) => {
+            return Err(arg_err(
+                op,
+                "setgroups",
+                format!("{other:?}: expected \"allow\" or \"deny\""),
+            ))
+        }
+    };
+    let hostname = o.str("hostname")?;
+    if let Some(h) = &hostname {
+        if h.is_empty() || h.len() > 64 {
+            return Err(arg_err(op, "hostname", "a host name is 1 to 64 bytes"));
+        }
+        if !has(NsKind::Uts) {
+            return Err(arg_err(op, "hostname", "setting a host name needs a uts namespace: add \"uts\" to ns (or it would rename the host)"));
+        }
+    }
+    let root = match o.get("rootfs") {
+        None => Root::Keep,
+        Some(v) => match super::rootfs::rootfs_arg(op, v)? {
+            super::rootfs::RootArg::Plan(p) => Root::Plan(p),
+            super::rootfs::RootArg::Dir(d) => Root::Dir(d),
+        },
+    };
+    if !matches!(root, Root::Keep) && !has(NsKind::Mnt) {
+        return Err(arg_err(
+            op,
+            "rootfs",
+            "a root filesystem needs a mount namespace: add \"mnt\" to ns",
+        ));
+    }
+    let time_offsets = time_offsets_of(&o)?;
+    if !time_offsets.is_empty() && !create.contains(&NsKind::Time) {
+        return Err(arg_err(
+            op,
+            "time_offsets",
+            "clock offsets need a new time namespace: add \"time\" to ns",
+        ));
+    }
+    let groups = match o.get("groups") {
+        None => None,
+        Some(v) => {
+            let a = v
+                .read_lock::<Array>()
+                .map(|a| a.clone())
+                .ok_or_else(|| arg_err(op, "groups", "expected an array of gids"))?;
+            Some(
+                a.iter()
+                    .map(|g| {
+                        g.as_int()
+                            .ok()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .ok_or_else(|| arg_err(op, "groups", format!("{g} is not a gid")))
+                    })
+                    .collect::<RResult<Vec<u32>>>()?,
+            )
+        }
+    };
+    let cwd = o.str("cwd")?;
+    if let Some(c) = &cwd {
+        if c.is_empty() {
+            return Err(arg_err(op, "cwd", "an empty directory"));
+        }
+    }
+    let init = o.bool("init", create.contains(&NsKind::Pid))?;
+    let detach = o.bool("detach", false)?;
+
+    let mut keep = Vec::new();
+    let mut captured = [None, None];
+    let mut child_only = Vec::new();
+    let mut fds = fds_of(&o, &mut keep)?;
+    for (i, key) in ["stdin", "stdout", "stderr"].iter().enumerate() {
+        let target = i as RawFd;
+        let given = fds.iter().any(|(t, _)| *t == target);
+        let default = if capture && i > 0 && !given {
+            Stdio::Capture
+        } else {
+            Stdio::Inherit
+        };
+        let s = match stdio(&o, key, &mut keep, capture)? {
+            Stdio::Inherit => default,
+            s => s,
+        };
+        match s {
+            Stdio::Inherit => {}
+            Stdio::Fd(fd) => {
+                if given {
+                    return Err(arg_err(
+                        op,
+                        key,
+                        format!("fd {i} is given twice ({key} and fds)"),
+                    ));
+                }
+                fds.push((target, fd));
+            }
+            Stdio::Capture => {
+                let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                    .map_err(|e| sys_err(SysError::os("pipe", e)))?;
+                fds.push((target, wr.as_raw_fd()));
+                captured[i - 1] = Some(rd);
+                child_only.push(wr);
+            }
+        }
+    }
+
+    let setup = match o.get("setup") {
+        None => None,
+        Some(v) => Some(
+            v.clone()
+                .try_cast::<FnPtr>()
+                .ok_or_else(|| arg_err(op, "setup", "expected a closure: setup: |p| { ... }"))?,
+        ),
+    };
+    let plan = Plan {
+        argv,
+        create,
+        join,
+        uid_map,
+        gid_map,
+        setgroups,
+        root,
+        hostname,
+        env: env_of(&o)?,
+        cwd,
+        uid: o.id("uid")?,
+        gid: o.id("gid")?,
+        groups,
+        caps: caps_of(&o)?,
+        no_new_privs: o.bool("no_new_privs", false)?,
+        rlimits: rlimits_of(&o)?,
+        time_offsets,
+        fds,
+        init,
+        cgroup_fd: None,
+        die_with_parent: !detach,
+        new_session: detach,
+    };
+    Ok(Prepared {
+        plan,
+        _keep: keep,
+        captured,
+        child_only,
+        setup,
+        detach,
+        what: cmd.join(" "),
+    })
+}
+
+/// Carry a prepared spec out: create the child, run `setup`, let it exec.
+pub fn launch(
+    ctx: &NativeCallContext,
+    mut prep: Prepared,
+) -> RResult<(Process, [Option<OwnedFd>; 2])> {
+    let pending = launcher::start(&prep.plan).script()?;
+    let pidfd = pending
+        .pidfd()
+        .map(|f| f.try_clone_to_owned())
+        .transpose()
+        .map_err(|e| sys_err(SysError::io("dup(pidfd)", &e)))?;
+    // Owned from the start: if anything below fails the handle is torn down with the rest.
+    let p = Process::child(pending.pid(), pidfd, prep.what.clone(), true);
+    if let Some(f) = &prep.setup {
+        f.call_within_context::<Dynamic>(ctx, (p.clone(),))?; // error: `pending` drops, child killed
+    }
+    pending.go().script()?;
+    drop(std::mem::take(&mut prep.child_only));
+    if !prep.detach {
+        p.adopt();
+    }
+    Ok((p, std::mem::take(&mut prep.captured)))
+}
+
+/// Read both capture pipes to EOF without letting either fill up.
+fn collect(pipes: [Option<OwnedFd>; 2]) -> RResult<[Vec<u8>; 2]> {
+    let mut out = [Vec::new(), Vec::new()];
+    let mut open: Vec<(usize, OwnedFd)> = pipes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (i, p)))
+        .collect();
+    let mut buf = [0u8; 65536];
+    while !open.is_empty() {
+        let mut pfds: Vec<libc::pollfd> = open
+            .iter()
+            .map(|(_, fd)| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: a valid array of pollfds for the call.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+        if r < 0 {
+            if nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+                if let Some(sig) = crate::sys::signals::take() {
+                    return Err(super::control::interrupt_err(sig));
+                }
+                continue;
+            }
+            return Err(sys_err(SysError::last("poll")));
+        }
+        let mut done = Vec::new();
+        for (k, p) in pfds.iter().enumerate() {
+            if p.revents == 0 {
+                continue;
+            }
+            let (i, fd) = &open[k];
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => done.push(k),
+                Ok(n) => out[*i].extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => done.push(k),
+            }
+        }
+        for k in done.into_iter().rev() {
+            open.remove(k);
+        }
+    }
+    Ok(out)
+}
+
+fn spawn_fn(ctx: NativeCallContext, spec: Map) -> RResult<Process> {
+    let prep = prepare("spawn", spec, false)?;
+    launch(&ctx, prep).map(|(p, _)| p)
+}
+
+fn run_fn(ctx: NativeCallContext, spec: Map) -> RResult<i64> {
+    let prep = prepare("run", spec, false)?;
+    let (p, _) = launch(&ctx, prep)?;
+    Ok(p.wait(None).script()?.map_or(0, i64::from))
+}
+
+fn output_fn(ctx: NativeCallContext, spec: Map) -> RResult<Map> {
+    let prep = prepare("output", spec, true)?;
+    let (p, pipes) = launch(&ctx, prep)?;
+    let [out, err] = collect(pipes)?;
+    let status = p.wait(None).script()?.map_or(0, i64::from);
+    let mut m = Map::new();
+    m.insert("status".into(), status.into());
+    m.insert(
+        "stdout".into(),
+        String::from_utf8_lossy(&out).into_owned().into(),
+    );
+    m.insert(
+        "stderr".into(),
+        String::from_utf8_lossy(&err).into_owned().into(),
+    );
+    Ok(m)
+}
+
+/// `fork(|| ...)`: the closure runs in a forked copy of the shell.
+fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
+    crate::sys::thread::assert_single_threaded("fork").script()?;
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    match launcher::fork().script()? {
+        Forked::Child => {
+            // The child owns nothing of its parent's; it dies with it.
+            cleanup::forget_all();
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+            unsafe {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            let outcome = Outcome::from_result(body.call_within_context::<Dynamic>(&ctx, ()));
+            let code = match &outcome {
+                Outcome::Value(v) => v.as_int().map(|n| n.clamp(0, 255) as i32).unwrap_or(0),
+                Outcome::Error(e) => {
+                    let src = ctx.source().unwrap_or("<script>").to_string();
+                    eprint!("{}", super::report::render_runtime(e, &src, &[]));
+                    1
+                }
+                o => o.status(),
+            };
+            cleanup::teardown_all_reporting();
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+            // SAFETY: ends the forked child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        Forked::Parent { pid, pidfd, .. } => Ok(Process::child(pid, pidfd, "fork".into(), false)),
+    }
+}
+
+/// `exec(argv)`: replace the shell process. What the recipe created stays as it is (the
+/// new program inherits it); nothing is torn down.
+fn exec_fn(argv: Dynamic) -> RResult<()> {
+    let args = strs_of("exec", "argv", &argv)?;
+    if args.is_empty() || args[0].is_empty() {
+        return Err(arg_err(
+            "exec",
+            "argv",
+            "argv is empty: give the program and its arguments",
+        ));
+    }
+    let cargs = args
+        .iter()
+        .map(|a| {
+            CString::new(a.as_str())
+                .map_err(|_| arg_err("exec", "argv", "a NUL byte in an argument"))
+        })
+        .collect::<RResult<Vec<_>>>()?;
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut s = k.into_encoded_bytes();
+            s.push(b'=');
+            s.extend(v.into_encoded_bytes());
+            CString::new(s).ok()
+        })
+        .collect();
+    let path = std::env::var("PATH").unwrap_or_else(|_| crate::sys::exec::DEFAULT_PATH.into());
+    let prog = crate::sys::exec::find_program(&args[0], &path).script()?;
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    crate::sys::exec::reset_signals();
+    crate::sys::rlimit::restore_stack();
+    let err = crate::sys::exec::execve(&prog, &cargs, &env);
+    // Still here: the exec failed; the shell goes on with its handlers back.
+    let _ = crate::sys::signals::install();
+    Err(sys_err(err))
+}
+
+const SPEC_DOC: &str = "\
+Spec keys (only `cmd` is required):\n\
+  cmd           array: the program (looked up on the payload's PATH) and its arguments\n\
+  ns            kinds to create: user mnt net pid uts ipc cgroup time\n\
+  join          map kind -> Ns or Process to enter instead of creating\n\
+  uid_map/gid_map  \"0 100000 65536\" (one line per range) or [[inside, outside, count], ...];\n\
+                default with \"user\": root inside is your own uid/gid outside\n\
+  setgroups     \"allow\" or \"deny\" (default deny unless ctrsh runs as root)\n\
+  rootfs        a directory, a rootfs(...) value or its spec map (needs \"mnt\")\n\
+  hostname      host name inside (needs \"uts\")\n\
+  env           map; the environment is cleared unless inherit_env: true\n\
+  cwd, uid, gid, groups\n\
+  caps          capabilities to keep (\"net_admin\", ...); all others dropped from every set\n\
+  no_new_privs  true: execve never grants privileges again\n\
+  rlimits       #{ nofile: 1024, core: [0, 0] }\n\
+  time_offsets  #{ monotonic: secs, boottime: secs } (needs \"time\")\n\
+  stdin/stdout/stderr  inherit (default), \"null\", a path, an Fd or an fd number\n\
+  fds           map target fd -> Fd or fd number: #{ \"3\": sock }; every other fd is closed\n\
+  init          ctrsh's mini-init as pid 1 (default true with a new pid namespace)\n\
+  setup         |p| { ... } runs in the shell after the namespaces exist, before exec\n\
+  detach        true: not killed when the recipe ends; a new session\n";
+
+pub fn register(api: &mut Api) {
+    api.func(
+        "spawn",
+        "spawn(spec: map) -> Process",
+        &format!(
+            "Start a process — a container when the spec asks for namespaces — and return its\n\
+             Process once it has exec'd. Any failure before exec (a missing program, a mount,\n\
+             a map) is raised here with the step and object, and nothing is left running.\n\
+             Unless detached, it is killed when the recipe ends.\n{SPEC_DOC}\
+             Example:\n    let p = spawn(#{{ ns: [\"user\", \"mnt\", \"pid\", \"uts\"], hostname: \"box\",\n                     cmd: [\"sh\", \"-c\", \"hostname; echo $$\"] }});\n    print(p.wait());"
+        ),
+        spawn_fn,
+    );
+    api.func(
+        "run",
+        "run(spec: map) -> int",
+        "spawn(spec) and wait: the exit status (128+N when killed by signal N).\n\
+         Example:\n    let code = run(#{ cmd: [\"ping\", \"-c1\", \"10.0.0.2\"], join: #{ net: lab }, stdout: \"null\" });",
+        run_fn,
+    );
+    api.func(
+        "output",
+        "output(spec: map) -> map",
+        "spawn(spec), collect its standard output and error (unless the spec redirects them),\n\
+         and wait: #{ status, stdout, stderr }.\n\
+         Example:\n    let r = output(#{ cmd: [\"uname\", \"-r\"] }); print(r.stdout.trim());",
+        output_fn,
+    );
+    api.func(
+        "fork",
+        "fork(body: fn) -> Process",
+        "Run the closure in a forked copy of the shell. The child may move itself (unshare,\n\
+         setns, sethostname) without touching the shell, and may end in exec([...]). Its\n\
+         integer result is its exit status (() is 0; an error prints and is 1). The child is\n\
+         killed when the recipe ends.\n\
+         Example:\n    let p = fork(|| { unshare([\"uts\"]); sethostname(\"x\"); exec([\"hostname\"]) });\n    p.wait();",
+        fork_fn,
+    );
+    api.func(
+        "exec",
+        "exec(argv: array)",
+        "Replace the shell process with a program (looked up on PATH, with the shell's\n\
+         environment). What the recipe created is not torn down: the program inherits it.\n\
+         Example:\n    fork(|| exec([\"echo\", \"from the child\"])).wait();",
+        exec_fn,
+    );
+}

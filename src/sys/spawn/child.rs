@@ -1,0 +1,279 @@
+//! The child side of the launcher, in the order of `spawn/mod.rs`'s table. Runs in a fresh
+//! clone of the (single-threaded) shell; never returns: it execs the payload or reports the
+//! failing step on the error pipe and exits.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::unistd::{Gid, Uid};
+
+use super::{report, Plan, Root};
+use crate::sys::error::{Result, SysError};
+use crate::sys::fsmount::{self, FsBuilder, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID};
+use crate::sys::ns::{self, NsKind};
+use crate::sys::{caps, exec, init, mount, rlimit, rootfs, safepath};
+
+/// Exit statuses of a child that failed before its payload ran (as podman and env use).
+const EXIT_SETUP: i32 = 125;
+const EXIT_NOT_EXECUTABLE: i32 = 126;
+const EXIT_NOT_FOUND: i32 = 127;
+
+pub(super) fn run(plan: &Plan, go: OwnedFd, errors: OwnedFd) -> ! {
+    // A panic must never unwind into the shell's code in the child.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let e = match setup(plan, &go) {
+            Ok(()) => payload_or_init(plan, &errors),
+            Err(e) => e,
+        };
+        fail(&errors, e)
+    }));
+    let _ = r;
+    // SAFETY: leaving the child without running the shell's exit handlers.
+    unsafe { libc::_exit(EXIT_SETUP) }
+}
+
+/// Report `e` to the parent and exit with a status that says what kind of failure it was.
+fn fail(errors: &OwnedFd, e: SysError) -> ! {
+    let msg = report::encode(&e);
+    let _ = nix::unistd::write(errors, &msg);
+    let code = match (e.op.as_str(), e.errno()) {
+        ("exec", Some(Errno::ENOENT)) => EXIT_NOT_FOUND,
+        ("exec", Some(_)) => EXIT_NOT_EXECUTABLE,
+        _ => EXIT_SETUP,
+    };
+    // SAFETY: ends the child without running the shell's Rust or C cleanup.
+    unsafe { libc::_exit(code) }
+}
+
+fn prctl(op: &str, option: libc::c_int, arg: libc::c_ulong) -> Result<()> {
+    // SAFETY: these prctl options take one integer argument.
+    if unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    } < 0
+    {
+        return Err(SysError::last(op));
+    }
+    Ok(())
+}
+
+/// Everything shared by init and payload: namespaces, identity inside, hostname, mounts.
+fn setup(plan: &Plan, go: &OwnedFd) -> Result<()> {
+    if plan.die_with_parent {
+        prctl(
+            "prctl(PR_SET_PDEATHSIG)",
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as _,
+        )?;
+    }
+    if plan.new_session {
+        nix::unistd::setsid().map_err(|e| SysError::os("setsid", e))?;
+    }
+    if let Some((_, user)) = plan.join.iter().find(|(k, _)| *k == NsKind::User) {
+        user.enter()
+            .map_err(|e| e.detail("joining the user namespace"))?;
+    }
+    wait_for_go(go)?;
+
+    if plan.user_ns() {
+        become_root_inside()?;
+        // setresuid made us non-dumpable: the parent (and attach) must still be able to
+        // open /proc/PID/ns/* and write maps of our children.
+        prctl("prctl(PR_SET_DUMPABLE)", libc::PR_SET_DUMPABLE, 1)?;
+    }
+    let late: Vec<NsKind> = plan
+        .create
+        .iter()
+        .copied()
+        .filter(|k| plan.joins(NsKind::User) || matches!(k, NsKind::Cgroup | NsKind::Time))
+        .collect();
+    if !late.is_empty() {
+        ns::unshare(&late)?;
+    }
+    if !plan.time_offsets.is_empty() {
+        let text: String = plan
+            .time_offsets
+            .iter()
+            .map(|(clock, secs)| format!("{clock} {secs} 0\n"))
+            .collect();
+        std::fs::write("/proc/self/timens_offsets", &text).map_err(|e| {
+            SysError::io("write timens_offsets", &e)
+                .path("/proc/self/timens_offsets")
+                .detail(text.trim_end().to_string())
+        })?;
+    }
+    if let Some(h) = &plan.hostname {
+        nix::unistd::sethostname(h).map_err(|e| SysError::os("sethostname", e).name(h.clone()))?;
+    }
+    match &plan.root {
+        Root::Plan(p) => rootfs::enter(p)?,
+        Root::Dir(d) => {
+            mount::propagation("/", "private", true)?;
+            mount::pivot_into(d, plan.mount_proc())?;
+        }
+        Root::Keep if plan.mount_proc() => fresh_proc()?,
+        Root::Keep => {}
+    }
+    Ok(())
+}
+
+fn wait_for_go(go: &OwnedFd) -> Result<()> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(go.as_fd(), &mut b) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                // The shell gave up on this child (setup failed): leave quietly.
+                // SAFETY: ends the child without the shell's cleanup.
+                unsafe { libc::_exit(EXIT_SETUP) }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::os("spawn: wait for the parent", e)),
+        }
+    }
+}
+
+/// In a new user namespace the child starts with unmapped (overflow) ids: become uid and
+/// gid 0 inside where 0 is mapped, so files it creates have an owner.
+fn become_root_inside() -> Result<()> {
+    let mapped = |file: &str| {
+        std::fs::read_to_string(file)
+            .map(|t| {
+                t.lines().any(|l| {
+                    let v: Vec<u64> = l
+                        .split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect();
+                    v.len() == 3 && v[0] == 0
+                })
+            })
+            .unwrap_or(false)
+    };
+    if mapped("/proc/self/gid_map") {
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(|e| SysError::os("setresgid", e).name("0"))?;
+    }
+    if mapped("/proc/self/uid_map") {
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(|e| SysError::os("setresuid", e).name("0"))?;
+    }
+    Ok(())
+}
+
+/// `unshare --mount-proc`: a private mount tree and a /proc of the new pid namespace.
+fn fresh_proc() -> Result<()> {
+    mount::propagation("/", "private", true)?;
+    let tree = FsBuilder::new("spawn", "proc")?
+        .mount(ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC)
+        .map_err(|e| e.path("/proc").detail("a /proc for the new pid namespace"))?;
+    let root = safepath::open_dir(Path::new("/"))?;
+    let target = safepath::mount_point(root.as_fd(), "/proc", false)?;
+    fsmount::attach(tree.as_fd(), target.as_fd()).map_err(|e| e.path("/proc"))
+}
+
+/// With init: fork the payload and supervise it. Without: become the payload.
+fn payload_or_init(plan: &Plan, errors: &OwnedFd) -> SysError {
+    if plan.init {
+        return init::run(|| fail(errors, payload(plan)));
+    }
+    payload(plan)
+}
+
+/// The payload's own steps, ending in execve. Returns only the error that stopped it.
+fn payload(plan: &Plan) -> SysError {
+    match prepare_payload(plan) {
+        Err(e) => e,
+        Ok(path) => exec::execve(&path, &plan.argv, &plan.env),
+    }
+}
+
+fn prepare_payload(plan: &Plan) -> Result<std::ffi::CString> {
+    for l in &plan.rlimits {
+        rlimit::set(l)?;
+    }
+    let cwd = plan.cwd.as_deref().or(if matches!(plan.root, Root::Keep) {
+        None
+    } else {
+        Some("/")
+    });
+    if let Some(dir) = cwd {
+        nix::unistd::chdir(dir).map_err(|e| SysError::os("chdir", e).path(dir).name("cwd"))?;
+    }
+    exec::arrange_fds(&plan.fds)?;
+
+    let uid_change = plan
+        .uid
+        .is_some_and(|u| u != nix::unistd::geteuid().as_raw());
+    if let Some(keep) = plan.caps {
+        caps::drop_bounding(keep, uid_change)?;
+    }
+    set_identity(plan)?;
+    if let Some(keep) = plan.caps {
+        caps::apply(keep)?;
+    }
+    if plan.no_new_privs {
+        caps::set_no_new_privs()?;
+    }
+    // Look the program up in the payload's own view (after pivot_root) and PATH.
+    let path_env = plan
+        .env
+        .iter()
+        .find_map(|e| e.to_str().ok()?.strip_prefix("PATH=").map(str::to_string))
+        .unwrap_or_else(|| exec::DEFAULT_PATH.to_string());
+    let prog = plan.argv[0].to_string_lossy();
+    let path = exec::find_program(&prog, &path_env)?;
+    exec::reset_signals();
+    rlimit::restore_stack();
+    Ok(path)
+}
+
+/// Supplementary groups, gid, uid (in that order: changing uid first would lose the right
+/// to change the others).
+fn set_identity(plan: &Plan) -> Result<()> {
+    let changes = plan.uid.is_some() || plan.gid.is_some() || plan.groups.is_some();
+    if !changes {
+        return Ok(());
+    }
+    let setgroups_denied = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() == "deny")
+        .unwrap_or(false);
+    match (&plan.groups, setgroups_denied) {
+        (Some(_), true) => {
+            return Err(SysError::invalid(
+                "spawn",
+                "groups",
+                "supplementary groups cannot be set: the user namespace has setgroups \"deny\"",
+            )
+            .hint("add setgroups: \"allow\" (needs privilege for the gid map)"))
+        }
+        (groups, false) => {
+            // Changing identity drops the shell's own supplementary groups unless asked.
+            let g: Vec<Gid> = groups.iter().flatten().map(|&g| Gid::from_raw(g)).collect();
+            nix::unistd::setgroups(&g).map_err(|e| SysError::os("setgroups", e).name("groups"))?;
+        }
+        (None, true) => {}
+    }
+    if let Some(gid) = plan.gid {
+        let g = Gid::from_raw(gid);
+        nix::unistd::setresgid(g, g, g).map_err(|e| {
+            SysError::os("setresgid", e)
+                .name(gid.to_string())
+                .hint("the gid must be mapped in the user namespace")
+        })?;
+    }
+    if let Some(uid) = plan.uid {
+        let u = Uid::from_raw(uid);
+        nix::unistd::setresuid(u, u, u).map_err(|e| {
+            SysError::os("setresuid", e)
+                .name(uid.to_string())
+                .hint("the uid must be mapped in the user namespace")
+        })?;
+    }
+    Ok(())
+}

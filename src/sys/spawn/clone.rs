@@ -1,0 +1,131 @@
+//! clone3 with CLONE_PIDFD (and CLONE_INTO_CGROUP), falling back to clone(2) where the
+//! kernel lacks clone3; plain fork for `fork(|| ...)`.
+//!
+//! Both are used like fork: no new stack, the child continues on a copy of the parent's.
+//! That is sound because ctrsh is single-threaded (asserted by the callers): no other
+//! thread can hold a lock the child would need.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+
+use crate::sys::error::{Result, SysError};
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// struct clone_args, version 2 (with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Which side of a clone or fork this is.
+pub enum Forked {
+    Child,
+    Parent {
+        pid: i32,
+        pidfd: Option<OwnedFd>,
+        /// CLONE_INTO_CGROUP placed the child in the requested cgroup.
+        into_cgroup: bool,
+    },
+}
+
+/// Clone a child with namespace `flags`, a pidfd, and (when `cgroup` is given and clone3
+/// exists) directly into that cgroup v2 directory.
+pub fn clone_child(flags: CloneFlags, cgroup: Option<RawFd>) -> Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: flags.bits() as u64 | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(cg) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cg as u64;
+    }
+    // SAFETY: clone_args is valid for the call and `pidfd` outlives it; with no stack given
+    // clone3 behaves like fork (the child returns here on a copy of this stack), which is
+    // sound in a single-threaded process.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r == 0 {
+        return Ok(Forked::Child);
+    }
+    if r > 0 {
+        return Ok(Forked::Parent {
+            pid: r as i32,
+            // SAFETY: the kernel stored a new pidfd that nothing else owns.
+            pidfd: Some(unsafe { OwnedFd::from_raw_fd(pidfd) }),
+            into_cgroup: cgroup.is_some(),
+        });
+    }
+    match Errno::last() {
+        Errno::ENOSYS => clone_legacy(flags),
+        e => Err(clone_error(e, flags, cgroup.is_some())),
+    }
+}
+
+/// clone(2) without a stack (fork-like), with CLONE_PIDFD where the kernel has it.
+fn clone_legacy(flags: CloneFlags) -> Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    let all = flags.bits() as libc::c_ulong
+        | CLONE_PIDFD as libc::c_ulong
+        | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: stack 0 makes clone fork-like (see clone_child); the third argument is the
+    // parent_tid slot, where CLONE_PIDFD stores the pidfd, on every architecture.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            all,
+            0usize,
+            &mut pidfd as *mut RawFd,
+            0usize,
+            0usize,
+        )
+    };
+    match r {
+        0 => Ok(Forked::Child),
+        r if r > 0 => Ok(Forked::Parent {
+            pid: r as i32,
+            // SAFETY: a new pidfd the kernel stored for us.
+            pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+            into_cgroup: false,
+        }),
+        _ => Err(clone_error(Errno::last(), flags, false)),
+    }
+}
+
+fn clone_error(e: Errno, flags: CloneFlags, cgroup: bool) -> SysError {
+    let err = SysError::os("clone3", e).detail(format!("namespaces {flags:?}"));
+    match e {
+        Errno::EPERM => err.hint("creating namespaces other than user needs CAP_SYS_ADMIN; add \"user\" to ns to create them unprivileged"),
+        Errno::ENOSPC | Errno::EUSERS => err.hint("a namespace count limit was reached: see /proc/sys/user/max_*_namespaces"),
+        Errno::EBUSY if cgroup => err.hint("the cgroup has controllers enabled in cgroup.subtree_control, so it cannot hold processes"),
+        Errno::EINVAL => err.hint("the kernel may lack one of these namespace kinds"),
+        _ => err,
+    }
+}
+
+/// fork(2) for `fork(|| ...)`, returning a pidfd for the child.
+pub fn fork() -> Result<Forked> {
+    clone_child(CloneFlags::empty(), None)
+}
