@@ -13,29 +13,28 @@ pub const IFNAME_MAX: usize = 15;
 /// Check an interface name: 1 to 15 bytes, not "." or "..", no '/', ':', whitespace or NUL
 /// (the kernel's `dev_valid_name` rules; ':' is reserved for aliases).
 pub fn ifname(op: &str, arg: &str, name: &str) -> Result<()> {
-    let why = if name.is_empty() {
-        Some("an interface name cannot be empty".to_string())
-    } else if name.len() > IFNAME_MAX {
-        Some(format!(
+    let bad = |d: String| Err(SysError::invalid(op, arg, d));
+    if name.is_empty() {
+        return bad("an interface name cannot be empty".to_string());
+    }
+    if name.len() > IFNAME_MAX {
+        return bad(format!(
             "{name:?} is {} bytes; interface names are at most {IFNAME_MAX}",
             name.len()
-        ))
-    } else if name == "." || name == ".." {
-        Some(format!("{name:?} is not a valid interface name"))
-    } else if let Some(c) = name
+        ));
+    }
+    if name == "." || name == ".." {
+        return bad(format!("{name:?} is not a valid interface name"));
+    }
+    if let Some(c) = name
         .chars()
         .find(|&c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
     {
-        Some(format!(
+        return bad(format!(
             "{name:?} contains {c:?}; interface names cannot hold '/', ':', spaces or NUL"
-        ))
-    } else {
-        None
-    };
-    match why {
-        Some(d) => Err(SysError::invalid(op, arg, d)),
-        None => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// An address with a prefix length: "10.0.0.1/24", "fd00::1/64".
@@ -48,15 +47,6 @@ pub struct Cidr {
 impl Cidr {
     pub fn is_v4(&self) -> bool {
         self.addr.is_ipv4()
-    }
-
-    /// The longest prefix of this family (32 or 128).
-    pub fn max_len(&self) -> u8 {
-        if self.is_v4() {
-            32
-        } else {
-            128
-        }
     }
 
     /// The network address: the host bits cleared.

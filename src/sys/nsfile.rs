@@ -138,7 +138,8 @@ pub fn open_in(pid: i32, path: &str, how: OpenMode, alive: impl Fn() -> bool) ->
         &root,
         rel.as_str(),
         flags | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::from_raw_mode(how.mode),
+        // openat2 refuses a mode without O_CREAT.
+        Mode::from_raw_mode(if how.create { how.mode } else { 0 }),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     ) {
         Ok(fd) => Ok(fd),

@@ -29,6 +29,8 @@ pub struct LinkData {
     pub kind: String,
     /// The recipe created it and tears it down at the end (shared by both ends of a veth).
     pub own: Option<OwnId>,
+    /// The recipe created it (also when kept): its addresses live and die with it.
+    pub created: bool,
     /// The other end, for a veth pair the recipe created (deleting one deletes both).
     pub peer: Option<std::rc::Weak<RefCell<LinkData>>>,
     /// Deleted through this handle (or its peer's).
@@ -47,6 +49,7 @@ impl Link {
             name: s.name,
             kind: s.kind,
             own: None,
+            created: false,
             peer: None,
             gone: false,
         })))
@@ -196,7 +199,11 @@ fn lookup(op: &str, name: &str, ns: &Rc<NsFd>) -> RResult<Link> {
 /// left half-made.
 fn created(op: &str, name: &str, ns: &Rc<NsFd>) -> RResult<Link> {
     match nl::by_name(ns, name) {
-        Ok(s) => Ok(Link::from_state(ns.clone(), s)),
+        Ok(s) => {
+            let l = Link::from_state(ns.clone(), s);
+            l.0.borrow_mut().created = true;
+            Ok(l)
+        }
         Err(mut e) => {
             let _ = nl::delete_named(ns, name);
             e.op = op.to_string();
@@ -365,7 +372,7 @@ fn bridge(name: &str, opts: Map) -> RResult<Link> {
 
 fn macvlan(name: &str, parent: Dynamic, opts: Map) -> RResult<Link> {
     const OP: &str = "macvlan";
-    let o = Opts::new(OP, opts, &["mode", "ns", "mtu", "mac", "keep"])?;
+    let o = Opts::new(OP, opts, &["mode", "ns", "parent_ns", "mtu", "mac", "keep"])?;
     check_name(OP, "name", name)?;
     let mode = match o.str("mode")?.as_deref().unwrap_or("bridge") {
         "bridge" => MacVlanMode::Bridge,
@@ -385,17 +392,19 @@ fn macvlan(name: &str, parent: Dynamic, opts: Map) -> RResult<Link> {
     let mtu = mtu_opt(&o, "mtu")?;
     let mac = mac_opt(&o, "mac")?;
     let keep = o.bool("keep", false)?;
-    // A Link parent carries its namespace; a name is looked up in `ns`. The macvlan lives
-    // in `ns` (default: the parent's), created there directly.
-    let (parent, target) = if let Some(p) = parent.read_lock::<Link>().map(|p| p.clone()) {
-        let target = match o.get("ns") {
-            Some(_) => ns_opt(&o, "ns")?,
-            None => p.ns(),
-        };
-        (p, target)
-    } else {
-        let ns = ns_opt(&o, "ns")?;
-        (link_arg(OP, "parent", &parent, &ns)?, ns)
+    // A Link parent carries its namespace; a name is looked up in the shell's (or in
+    // `parent_ns`). The macvlan lives in `ns` (default: the parent's), created there
+    // directly, so a host interface can give a container a macvlan in one step.
+    let parent = match parent.read_lock::<Link>().map(|p| p.clone()) {
+        Some(p) => p,
+        None => {
+            let pns = ns_opt(&o, "parent_ns")?;
+            link_arg(OP, "parent", &parent, &pns)?
+        }
+    };
+    let target = match o.get("ns") {
+        Some(_) => ns_opt(&o, "ns")?,
+        None => parent.ns(),
     };
     let pns = parent.ns();
     let spec = NewLink {
@@ -533,9 +542,9 @@ fn add_addr(l: &mut Link, cidr: &str, opts: Map) -> RResult<()> {
     let c: Cidr = netaddr::cidr(OP, "cidr", cidr).script()?;
     let nodad = o.bool("nodad", false)?;
     let keep = o.bool("keep", false)?;
-    let (ns, index, owned) = {
+    let (ns, index, created) = {
         let d = l.0.borrow();
-        (d.ns.clone(), d.index, d.own.is_some())
+        (d.ns.clone(), d.index, d.created)
     };
     nladdr::add(&ns, index, &c, nodad).map_err(|f| {
         let ctx = match &f {
@@ -548,7 +557,7 @@ fn add_addr(l: &mut Link, cidr: &str, opts: Map) -> RResult<()> {
     })?;
     // Addresses on links the recipe made go with the link; on others they are removed at
     // the end.
-    if !owned && !keep {
+    if !created && !keep {
         own::addr(ns, index, l.name(), c);
     }
     Ok(())
@@ -557,7 +566,8 @@ fn add_addr(l: &mut Link, cidr: &str, opts: Map) -> RResult<()> {
 fn del_addr(l: &mut Link, cidr: &str) -> RResult<()> {
     const OP: &str = "del_addr";
     let c = netaddr::cidr(OP, "cidr", cidr).script()?;
-    nladdr::del(&l.ns(), l.index(), &c).map_err(|f| {
+    let (ns, index) = (l.ns(), l.index());
+    nladdr::del(&ns, index, &c).map_err(|f| {
         let ctx = match &f {
             Failure::Nack(n) if n.errno == Errno::EADDRNOTAVAIL => {
                 format!("{c} is not an address of {}", l.where_())
@@ -565,7 +575,9 @@ fn del_addr(l: &mut Link, cidr: &str) -> RResult<()> {
             _ => format!("{c} on {}", l.where_()),
         };
         nl_err(f, OP, &l.name(), ctx)
-    })
+    })?;
+    own::addr_removed(&ns, index, &c);
+    Ok(())
 }
 
 fn addrs(l: &mut Link) -> RResult<Array> {
@@ -744,11 +756,18 @@ pub fn register(api: &mut Api) {
     api.func(
         "macvlan",
         "macvlan(name: string, parent: Link|string, opts: map) -> Link",
-        "A macvlan on `parent` (a Link, or a name looked up in `ns`). Options: `mode` (\"bridge\"\n\
-         (default), \"private\", \"vepa\", \"passthru\"), `ns` (where the macvlan lives; default the\n\
-         parent's namespace — it is created there directly), `mtu`, `mac`, `keep`.\n\
+        "A macvlan on `parent` (a Link, or a name looked up in the shell's namespace or in\n\
+         `parent_ns`). Options: `mode` (\"bridge\" (default), \"private\", \"vepa\", \"passthru\"),\n\
+         `ns` (where the macvlan lives; default the parent's — it is created there directly, no\n\
+         move), `parent_ns`, `mtu`, `mac`, `keep`.\n\
          Example:\n    let up = veth(\"up0\", \"up1\", #{ a_ns: host })[0];\n    let mv = macvlan(\"mv0\", up, #{ ns: ctr });",
         macvlan,
+    );
+    api.func(
+        "macvlan",
+        "macvlan(name: string, parent: Link|string) -> Link",
+        "A bridge-mode macvlan on `parent`, in the parent's namespace.\nExample:\n    let mv = macvlan(\"mv0\", up);",
+        |name: &str, parent: Dynamic| macvlan(name, parent, Map::new()),
     );
     api.func(
         "vxlan",

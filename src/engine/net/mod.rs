@@ -15,11 +15,11 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, EvalAltResult};
 
-pub use self::link::Link;
 use super::api::Api;
 use super::error::{sys_err, IntoScript, RResult};
 use super::ns::ns_from;
 use super::opts::Opts;
+use super::process::Process;
 use crate::sys::netlink::{self, pinned, Failure};
 use crate::sys::ns::{NsFd, NsKind};
 use crate::sys::SysError;
@@ -33,19 +33,33 @@ pub fn register(api: &mut Api) {
 
 /// The network namespace an options map names under `key`, or the shell's own.
 fn ns_opt(o: &Opts, key: &str) -> RResult<Rc<NsFd>> {
-    // Something may have started in (or entered) a namespace since the last look.
-    pinned::invalidate();
     match o.get(key) {
-        Some(v) => ns_from(o.op, key, v, NsKind::Net),
-        None => netlink::here().script(),
+        Some(v) => ns_val(o.op, key, v),
+        None => {
+            pinned::invalidate();
+            netlink::here().script()
+        }
     }
 }
 
-/// A namespace given as a value (not an option).
+/// A namespace given as a value: an Ns, a live Process, a pid; () is the shell's own.
 fn ns_val(op: &str, arg: &str, v: &Dynamic) -> RResult<Rc<NsFd>> {
+    // Something may have started in (or entered) a namespace since the last look.
     pinned::invalidate();
     if v.is_unit() {
         return netlink::here().script();
+    }
+    if let Some(p) = v.read_lock::<Process>() {
+        if !p.alive() {
+            return Err(sys_err(
+                SysError::os(op, nix::errno::Errno::ESRCH)
+                    .name(arg)
+                    .detail(format!(
+                        "the process given as {arg} (pid {}) has exited, and its namespace with it",
+                        p.pid
+                    )),
+            ));
+        }
     }
     ns_from(op, arg, v, NsKind::Net)
 }

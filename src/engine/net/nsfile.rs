@@ -5,13 +5,15 @@ use rhai::{Dynamic, Map};
 use rustix::net::SocketType;
 
 use super::super::api::Api;
-use super::super::error::{arg_err, IntoScript, RResult};
+use super::super::error::{arg_err, sys_err, IntoScript, RResult};
 use super::super::fd::Fd;
 use super::super::opts::Opts;
 use super::super::process::Process;
 use super::ns_val;
 use crate::sys::netaddr;
 use crate::sys::nsfile::{self, Bind, Family, OpenMode, SocketSpec};
+use crate::sys::SysError;
+use nix::errno::Errno;
 
 fn socket_in(target: Dynamic, opts: Map) -> RResult<Fd> {
     const OP: &str = "socket_in";
@@ -136,18 +138,21 @@ fn open_in(target: Dynamic, path: &str, opts: Map) -> RResult<Fd> {
         return Err(arg_err(OP, "path", "expected a path"));
     }
     let fd = if let Some(p) = target.read_lock::<Process>().map(|p| p.clone()) {
-        let alive = || {
-            p.pidfd
-                .as_ref()
-                .is_none_or(|fd| crate::sys::pidfd::is_alive(std::os::fd::AsFd::as_fd(fd.as_ref())))
-        };
-        nsfile::open_in(p.pid, path, how, alive).script()?
+        if !p.alive() {
+            return Err(sys_err(
+                SysError::os(OP, Errno::ESRCH)
+                    .name("target")
+                    .detail(format!("the process (pid {}) has exited", p.pid)),
+            ));
+        }
+        let fd = nsfile::open_in(p.pid, path, how, || p.alive()).script()?;
+        (fd, p.pid)
     } else if let Ok(pid) = target.as_int() {
         let pid = super::super::error::int_arg::<i32>(OP, "target", pid)?;
         if pid <= 0 {
             return Err(arg_err(OP, "target", format!("{pid} is not a process id")));
         }
-        nsfile::open_in(pid, path, how, || true).script()?
+        (nsfile::open_in(pid, path, how, || true).script()?, pid)
     } else {
         return Err(arg_err(
             OP,
@@ -156,8 +161,8 @@ fn open_in(target: Dynamic, path: &str, opts: Map) -> RResult<Fd> {
         ));
     };
     Ok(Fd::new(
-        fd,
-        format!("file {path} under the root of {}", target),
+        fd.0,
+        format!("file {path} under the root of pid {}", fd.1),
     ))
 }
 
@@ -169,7 +174,7 @@ pub fn register(api: &mut Api) {
          socket(2) runs inside; the socket belongs to that namespace for life). Options: `family`\n\
          (\"inet\" (default), \"inet6\", \"unix\"), `type` (\"stream\" (default), \"dgram\",\n\
          \"seqpacket\"), `bind` (\"0.0.0.0:80\", \"[::]:80\", \":80\", or a unix path / \"@name\"),\n\
-         `listen` (a backlog, or true for 128). Hand it to a child with spawn(#{ fds: #{ 3: s } }).\n\
+         `listen` (a backlog, or true for 128). Hand it to a child with spawn(#{ fds: #{ \"3\": s } }).\n\
          Example:\n    let s = socket_in(ctr, #{ family: \"inet\", type: \"stream\", bind: \"0.0.0.0:80\", listen: 128 });",
         socket_in,
     );

@@ -7,6 +7,7 @@
 //! lets go, in one kernel batch, where deleting links one by one costs ~16 ms each.
 //! Something already gone (deleted through a handle, or with its peer) is not an error.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use nix::errno::Errno;
@@ -19,6 +20,12 @@ use crate::sys::netlink::route::Route;
 use crate::sys::netlink::{addr as nladdr, link as nl, ns_name, pinned, route as nlroute};
 use crate::sys::ns::NsFd;
 use crate::sys::SysError;
+
+thread_local! {
+    /// Owned addresses and routes, so an explicit del_addr / route_del disowns them.
+    static ADDRS: RefCell<Vec<(u64, u32, Cidr, OwnId)>> = const { RefCell::new(Vec::new()) };
+    static ROUTES: RefCell<Vec<(u64, Route, OwnId)>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Errnos that mean "it is gone already".
 fn gone(e: Option<Errno>) -> bool {
@@ -90,7 +97,8 @@ pub fn pair(a: &Link, b: &Link) -> OwnId {
 /// Own an address put on a link the recipe did not create.
 pub fn addr(ns: Rc<NsFd>, index: u32, name: String, c: Cidr) -> OwnId {
     let what = format!("address {c} on {name} in {}", ns_name(&ns));
-    cleanup::own(what, move || {
+    let inode = ns.inode;
+    let id = cleanup::own(what, move || {
         if !pinned::outlives_shell(&ns) {
             return Ok(());
         }
@@ -100,13 +108,33 @@ pub fn addr(ns: Rc<NsFd>, index: u32, name: String, c: Cidr) -> OwnId {
             }
             _ => Ok(()),
         }
-    })
+    });
+    ADDRS.with(|a| {
+        let mut a = a.borrow_mut();
+        a.retain(|e| cleanup::is_owned(e.3));
+        a.push((inode, index, c, id));
+    });
+    id
+}
+
+/// The script removed an address itself: forget the registration for it.
+pub fn addr_removed(ns: &NsFd, index: u32, c: &Cidr) {
+    ADDRS.with(|a| {
+        a.borrow_mut().retain(|e| {
+            let hit = e.0 == ns.inode && e.1 == index && e.2 == *c;
+            if hit {
+                cleanup::disown(e.3);
+            }
+            !hit && cleanup::is_owned(e.3)
+        })
+    });
 }
 
 /// Own a route.
 pub fn route(ns: Rc<NsFd>, r: Route, shown: String) -> OwnId {
     let what = format!("route {shown} in {}", ns_name(&ns));
-    cleanup::own(what, move || {
+    let (inode, key) = (ns.inode, r.clone());
+    let id = cleanup::own(what, move || {
         if !pinned::outlives_shell(&ns) {
             return Ok(());
         }
@@ -116,5 +144,31 @@ pub fn route(ns: Rc<NsFd>, r: Route, shown: String) -> OwnId {
             }
             _ => Ok(()),
         }
-    })
+    });
+    ROUTES.with(|v| {
+        let mut v = v.borrow_mut();
+        v.retain(|e| cleanup::is_owned(e.2));
+        v.push((inode, key, id));
+    });
+    id
+}
+
+/// The script deleted a route itself: forget the first owned route it matches (fields the
+/// deletion left out match anything, as in the kernel).
+pub fn route_removed(ns: &NsFd, del: &Route) {
+    ROUTES.with(|v| {
+        let mut v = v.borrow_mut();
+        let pos = v.iter().position(|(inode, r, _)| {
+            *inode == ns.inode
+                && r.family == del.family
+                && r.dst == del.dst
+                && r.table == del.table
+                && (del.via.is_none() || r.via == del.via)
+                && (del.dev.is_none() || r.dev == del.dev)
+                && (del.metric.is_none() || r.metric == del.metric)
+        });
+        if let Some(p) = pos {
+            cleanup::disown(v.remove(p).2);
+        }
+    });
 }

@@ -168,7 +168,9 @@ fn route_del(opts: Map) -> RResult<()> {
     let o = Opts::new("route_del", opts, KEYS)?;
     let ns = ns_opt(&o, "ns")?;
     let (r, shown) = route_from(&o, &ns, false)?;
-    nl::del(&ns, &r).map_err(|f| route_err(f, "route_del", &shown, &ns))
+    nl::del(&ns, &r).map_err(|f| route_err(f, "route_del", &shown, &ns))?;
+    own::route_removed(&ns, &r);
+    Ok(())
 }
 
 fn routes(opts: Map) -> RResult<Array> {

@@ -8,4 +8,4 @@ pub mod pinned;
 pub mod route;
 pub mod socket;
 
-pub use socket::{here, ns_name, Failure, NlError};
+pub use socket::{here, ns_name, Failure};

@@ -10,7 +10,6 @@
 //! NLMSG_ERROR into an errno plus the kernel's extended-ack message when it sends one.
 
 use std::cell::RefCell;
-use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 
 use netlink_packet_core::{
@@ -206,11 +205,6 @@ impl RtSocket {
     pub fn ack(&mut self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
         self.request(msg, flags).map(|_| ())
     }
-
-    /// The raw fd, for diagnostics.
-    pub fn fd(&self) -> i32 {
-        self.sock.as_raw_fd()
-    }
 }
 
 /// The NLMSGERR_ATTR_MSG text of an error message whose payload after the errno is
@@ -305,8 +299,9 @@ pub fn here() -> Result<Rc<NsFd>> {
     })
 }
 
-/// How sockets are cached now: (namespace inode, live handles) per socket. For tests.
-pub fn cached() -> Vec<(u64, usize)> {
+/// How sockets are cached now: (namespace inode, live handles) per socket.
+#[cfg(test)]
+fn cached() -> Vec<(u64, usize)> {
     SOCKETS.with(|c| {
         c.borrow()
             .iter()
@@ -328,6 +323,32 @@ pub fn ns_name(ns: &NsFd) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_is_cached_while_a_handle_lives_and_dropped_after() {
+        // The namespace the test runs in: no setns needed (tests run multi-threaded).
+        let ns = Rc::new(NsFd::of_pid(0, NsKind::Net).unwrap());
+        let s1 = socket_for(&ns).unwrap();
+        let s2 = socket_for(&ns).unwrap();
+        assert!(Rc::ptr_eq(&s1, &s2), "one socket per namespace");
+        assert!(cached().contains(&(ns.inode, 1)));
+        // A real request over it: the loopback link exists everywhere.
+        let links = s1
+            .borrow_mut()
+            .request(
+                RouteNetlinkMessage::GetLink(Default::default()),
+                netlink_packet_core::NLM_F_DUMP,
+            )
+            .unwrap();
+        assert!(!links.is_empty());
+        let inode = ns.inode;
+        drop((s1, s2, ns));
+        let other = Rc::new(NsFd::of_pid(0, NsKind::Net).unwrap());
+        // The next lookup sweeps the dead entry and opens a fresh one for the new handle.
+        let _s = socket_for(&other).unwrap();
+        assert_eq!(cached().iter().filter(|(i, _)| *i == inode).count(), 1);
+        assert!(cached().contains(&(inode, 1)));
+    }
 
     #[test]
     fn ext_ack_text_is_found_after_a_capped_header() {
