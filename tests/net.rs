@@ -1021,3 +1021,58 @@ fn link_printing_and_properties_in_a_fresh_namespace() {
     );
     assert!(out.contains("127.0.0.1"), "{out}");
 }
+
+#[test]
+fn failures_inside_another_namespace_never_strand_the_shell() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"unshare(["net"]);
+        let home = ns().net;
+        let n = netns_new();
+        link("lo", #{ ns: n }).set_up();
+        try { sysctl("net.ipv4.no_such_key", "1", #{ ns: n }); } catch (e) { print(`sysctl ${e.errno_name}`); }
+        try { sysctl("net.ipv4.ip_forward", "banana", #{ ns: n }); } catch (e) { print(`value ${e.errno_name}`); }
+        try { socket_in(n, #{ bind: "10.1.1.1:1" }); } catch (e) { print(`bind ${e.errno_name}`); }
+        try { veth("x0", "x1", #{ a_ns: n, b_ns: n }); veth("x0", "x2", #{ a_ns: n }); } catch (e) { print(`veth ${e.errno_name}`); }
+        print(`home=${ns().net == home}`);"#,
+    );
+    for want in [
+        "sysctl ENOENT",
+        "value EINVAL",
+        "bind EADDRNOTAVAIL",
+        "veth EEXIST",
+        "home=true",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+}
+
+#[test]
+fn the_repl_prints_links_readably_and_survives_errors() {
+    if !need_root() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("ctrsh"));
+    cmd.env("XDG_STATE_HOME", state.path())
+        .env("TERM", "xterm")
+        .env_remove("CTRSH_PATH");
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).expect("spawn ctrsh in a pty");
+    p.exp_string("ctrsh> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut line = |text: &str, expect: &str| {
+        p.send_line(text).unwrap();
+        p.exp_string(expect)
+            .unwrap_or_else(|e| panic!("after {text:?}: {e}"));
+        p.exp_string("ctrsh> ").unwrap();
+    };
+    line("unshare([\"net\"]); \"moved\"", "=> \"moved\"");
+    line("links()", "Link(lo #1 loopback down mtu 65536 in net:[");
+    line("veth(\"a-name-much-too-long\", \"b\")", "at most 15");
+    line("let e = veth(\"r0\", \"r1\"); e[0]", "Link(r0 #");
+    line("e[0].set_up(); e[0].up", "true");
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}
