@@ -83,6 +83,7 @@ pub fn main() -> i32 {
         return 1;
     }
     crate::sys::rlimit::raise_stack(256 << 20);
+    crate::sys::jobctl::note_foreground();
     match cli.command {
         Some(Command::Check { files }) => check(&files),
         Some(Command::Doc { name }) => doc(name.as_deref()),
@@ -169,7 +170,10 @@ fn run_file(file: &str, args: Vec<String>) -> i32 {
     };
     let mut scope = script_scope(file, args);
     let outcome = shell.run(&mut scope, &ast);
-    finish(&shell, outcome, name, false)
+    let status = finish(&shell, outcome, name, false);
+    // The process ends now: freeing the interpreter would only cost time.
+    std::mem::forget((shell, scope, ast));
+    status
 }
 
 fn eval(code: &str, args: Vec<String>) -> i32 {
@@ -183,7 +187,9 @@ fn eval(code: &str, args: Vec<String>) -> i32 {
     };
     let mut scope = script_scope("<eval>", args);
     let outcome = shell.run(&mut scope, &ast);
-    finish(&shell, outcome, "<eval>", true)
+    let status = finish(&shell, outcome, "<eval>", true);
+    std::mem::forget((shell, scope, ast));
+    status
 }
 
 /// Tear down what the script owns, report an error if there was one, and give the status.

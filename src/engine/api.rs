@@ -59,10 +59,9 @@ impl<'a> Api<'a> {
         R: Variant + Clone,
         FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
     {
-        let comments: Vec<String> = text.lines().map(|l| format!("/// {l}")).collect();
-        FuncRegistration::new(name)
-            .with_comments(comments)
-            .register_into_engine(self.engine, func);
+        // The reference lives in `docs` (rhai's own metadata comments would cost an
+        // allocation per line at every start-up and nothing reads them).
+        FuncRegistration::new(name).register_into_engine(self.engine, func);
         self.doc(name, signature, text);
         self
     }

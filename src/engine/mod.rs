@@ -2,6 +2,7 @@
 //! Only translates between Rhai values and `sys` calls; all Linux knowledge lives in `sys`.
 
 pub mod api;
+pub mod cgroup;
 pub mod check;
 pub mod cleanup;
 pub mod control;
@@ -84,6 +85,7 @@ impl Shell {
         net::register(&mut Api::new(&mut engine, &mut docs, "net"));
         fs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
         rootfs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
+        cgroup::register(&mut Api::new(&mut engine, &mut docs, "cgroup"));
 
         Shell {
             engine,

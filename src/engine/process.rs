@@ -143,6 +143,7 @@ impl Process {
 
     fn reaped(&self, code: i32) -> i32 {
         self.state.status.set(Some(code));
+        crate::sys::jobctl::reclaim_foreground();
         if let Some(id) = self.state.own.take() {
             cleanup::disown(id);
         }
@@ -199,7 +200,13 @@ impl Process {
         if self.state.status.get().is_some() {
             return Ok(());
         }
+        // What it started goes too (a process in a pid namespace of its own takes the
+        // namespace with it; without one, its descendants are found in /proc).
+        let tree = crate::sys::proctree::descendants(self.pid);
         let _ = self.signal(libc::SIGKILL);
+        for p in tree {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
+        }
         if let (Some(fd), true) = (self.fd(), self.state.child) {
             loop {
                 match wait::reap(fd, false) {
@@ -242,10 +249,6 @@ impl Process {
             });
         }
         Ok(crate::sys::spawn::owned(r as i32))
-    }
-
-    pub fn set_what(&self, what: String) {
-        *self.state.what.borrow_mut() = what;
     }
 
     fn show(&self) -> String {

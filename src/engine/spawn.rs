@@ -51,6 +51,7 @@ const SPAWN_KEYS: &[&str] = &[
     "init",
     "setup",
     "detach",
+    "cgroup",
 ];
 
 /// A parsed spec: the plan plus what must stay alive until the child has exec'd.
@@ -63,6 +64,8 @@ pub struct Prepared {
     /// Ends only the child may hold (write ends of capture pipes): closed once it exec'd.
     child_only: Vec<OwnedFd>,
     pub setup: Option<FnPtr>,
+    /// The cgroup to start in (CLONE_INTO_CGROUP for v2; v1 hierarchies before "go").
+    pub cgroup: Option<super::cgroup::Cgroup>,
     pub detach: bool,
     pub what: String,
 }
@@ -567,6 +570,10 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
                 .ok_or_else(|| arg_err(op, "setup", "expected a closure: setup: |p| { ... }"))?,
         ),
     };
+    let cgroup = match o.get("cgroup") {
+        None => None,
+        Some(v) => Some(super::cgroup::cgroup_arg(op, v)?),
+    };
     let plan = Plan {
         argv,
         create,
@@ -587,7 +594,10 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         time_offsets,
         fds,
         init,
-        cgroup_fd: None,
+        cgroup_fd: cgroup
+            .as_ref()
+            .and_then(|c| c.v2_dir_fd())
+            .map(|f| f.as_raw_fd()),
         die_with_parent: !detach,
         new_session: detach,
     };
@@ -597,6 +607,7 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         captured,
         child_only,
         setup,
+        cgroup,
         detach,
         what: cmd.join(" "),
     })
@@ -615,8 +626,15 @@ pub fn launch(
         .map_err(|e| sys_err(SysError::io("dup(pidfd)", &e)))?;
     // Owned from the start: if anything below fails the handle is torn down with the rest.
     let p = Process::child(pending.pid(), pidfd, prep.what.clone(), true);
+    if let Some(cg) = &prep.cgroup {
+        // v1 hierarchies (and v2 where clone3 could not place it) before anything runs.
+        if !pending.in_cgroup || cg.has_v1() {
+            cg.add_pid(pending.pid()).script()?;
+        }
+    }
     if let Some(f) = &prep.setup {
-        f.call_within_context::<Dynamic>(ctx, (p.clone(),))?; // error: `pending` drops, child killed
+        // On error `pending` is dropped here: the child is killed and reaped.
+        let _ = f.call_within_context::<Dynamic>(ctx, (p.clone(),))?;
     }
     pending.go().script()?;
     drop(std::mem::take(&mut prep.child_only));
@@ -728,7 +746,7 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
             let code = match &outcome {
                 Outcome::Value(v) => v.as_int().map(|n| n.clamp(0, 255) as i32).unwrap_or(0),
                 Outcome::Error(e) => {
-                    let src = ctx.source().unwrap_or("<script>").to_string();
+                    let src = ctx.call_source().unwrap_or("<script>").to_string();
                     eprint!("{}", super::report::render_runtime(e, &src, &[]));
                     1
                 }
@@ -803,6 +821,8 @@ Spec keys (only `cmd` is required):\n\
   fds           map target fd -> Fd or fd number: #{ \"3\": sock }; every other fd is closed\n\
   init          ctrsh's mini-init as pid 1 (default true with a new pid namespace)\n\
   setup         |p| { ... } runs in the shell after the namespaces exist, before exec\n\
+  cgroup        a Cgroup (or a path / #{ path, limits }) to start in: CLONE_INTO_CGROUP on v2,\n\
+                the v1 hierarchies before the child runs anything\n\
   detach        true: not killed when the recipe ends; a new session\n";
 
 pub fn register(api: &mut Api) {

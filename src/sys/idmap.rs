@@ -148,16 +148,12 @@ impl IdMap {
     }
 
     /// The id outside that `inside` maps to, if it is mapped.
+    #[cfg(test)]
     pub fn to_outside(&self, inside: u32) -> Option<u32> {
         self.ranges.iter().find_map(|r| {
             (inside >= r.inside && u64::from(inside) < u64::from(r.inside) + u64::from(r.count))
                 .then(|| r.outside + (inside - r.inside))
         })
-    }
-
-    /// Whether `inside` is mapped.
-    pub fn maps(&self, inside: u32) -> bool {
-        self.to_outside(inside).is_some()
     }
 
     /// The text the kernel wants, one line per range.

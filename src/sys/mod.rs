@@ -2,16 +2,19 @@
 //! operation, the object and the errno. All `unsafe` of the project lives below here.
 
 pub mod caps;
+pub mod cgroup;
 pub mod error;
 pub mod exec;
 pub mod idmap;
 pub mod init;
+pub mod jobctl;
 pub mod netaddr;
 pub mod netlink;
 pub mod nft;
 pub mod ns;
 pub mod nsfile;
 pub mod pidfd;
+pub mod proctree;
 pub mod rlimit;
 pub mod signals;
 pub mod spawn;

@@ -40,9 +40,3 @@ pub fn send_signal(fd: BorrowedFd<'_>, sig: i32) -> Result<()> {
     }
     Ok(())
 }
-
-/// Whether the process behind the pidfd has not yet been reaped and is not a zombie...
-/// precisely: whether a signal can still be delivered to it.
-pub fn is_alive(fd: BorrowedFd<'_>) -> bool {
-    send_signal(fd, 0).is_ok()
-}

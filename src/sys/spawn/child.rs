@@ -108,6 +108,13 @@ fn setup(plan: &Plan, go: &OwnedFd) -> Result<()> {
                 .detail(text.trim_end().to_string())
         })?;
     }
+    if plan.creates(NsKind::Time) {
+        // Enter the new time namespace ourselves (an exec would too, but init never execs),
+        // so the process the shell holds is in it.
+        ns::NsFd::for_children(NsKind::Time)?
+            .enter()
+            .map_err(|e| e.detail("entering the new time namespace"))?;
+    }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h).map_err(|e| SysError::os("sethostname", e).name(h.clone()))?;
     }

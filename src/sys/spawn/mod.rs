@@ -103,12 +103,6 @@ impl Plan {
             && (self.creates(NsKind::Mnt) || self.joins(NsKind::Mnt))
             && !matches!(self.root, Root::Plan(_))
     }
-    fn program(&self) -> String {
-        self.argv
-            .first()
-            .map(|a| a.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
 }
 
 /// A child that exists (its namespaces too) but has not been let go: the caller may look at
