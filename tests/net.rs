@@ -1076,3 +1076,39 @@ fn the_repl_prints_links_readably_and_survives_errors() {
     p.send_line(":quit").unwrap();
     p.exp_eof().unwrap();
 }
+
+/// The network recipes under scripts/, run as a user runs them.
+fn run_script(name: &str, args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
+    let out = ctrsh().arg(&path).args(args).output().expect("run ctrsh");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_network_scripts_run_and_lose_nothing() {
+    if !need_root() {
+        return;
+    }
+    let out = run_script("linear.rhai", &["5", "dual"]);
+    assert!(out.contains("h1 -> h5") && out.contains(": ok"), "{out}");
+    assert!(out.contains("0.0% dropped (20/20 received)"), "{out}");
+    let out = run_script("star.rhai", &["4"]);
+    assert!(out.contains("0.0% dropped (12/12 received)"), "{out}");
+    let out = run_script("tree.rhai", &["2", "2"]);
+    assert!(out.contains("0.0% dropped (42/42 received)"), "{out}");
+    let out = run_script("router-nat.rhai", &[]);
+    assert!(
+        out.contains("a -> outside: ok") && out.contains("b -> outside: ok"),
+        "{out}"
+    );
+    assert!(out.contains("sees the source as 203.0.113.2"), "{out}");
+}
