@@ -245,12 +245,20 @@ struct Entry {
 thread_local! {
     static SOCKETS: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
     static HERE: RefCell<Option<Rc<NsFd>>> = const { RefCell::new(None) };
+    /// The process the cached sockets belong to: a forked child must not share its
+    /// parent's sockets (replies could be read by either process).
+    static OWNER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// The socket for namespace `ns`, opened on first use and cached by the namespace inode.
 pub fn socket_for(ns: &Rc<NsFd>) -> Result<Rc<RefCell<RtSocket>>> {
     SOCKETS.with(|cell| {
         let mut all = cell.borrow_mut();
+        let me = std::process::id();
+        if OWNER.with(|o| o.replace(me)) != me {
+            // First use, or first use in a forked child: start with sockets of our own.
+            all.clear();
+        }
         // Forget sockets of namespaces no handle refers to any more (and so, inode reuse
         // cannot hand out a socket of a dead namespace).
         all.retain_mut(|e| {
