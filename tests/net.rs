@@ -277,14 +277,6 @@ fn report(tag, ns) {
 }
 "#;
 
-fn need_root() -> bool {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces");
-        return false;
-    }
-    true
-}
-
 #[test]
 fn veth_pair_pings_over_ipv4_and_ipv6_and_agrees_with_iproute2() {
     if !need_root() {

@@ -25,8 +25,7 @@ fn run_ok(name: &str, args: &[&str]) -> String {
 
 #[test]
 fn linear_50_first_pings_last_and_pingall_loses_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = run_ok("linear.rhai", &["50"]);
@@ -40,8 +39,7 @@ fn linear_50_first_pings_last_and_pingall_loses_nothing() {
 
 #[test]
 fn tree_2_3_and_star_20_lose_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = run_ok("tree.rhai", &["2", "3"]);
@@ -52,8 +50,7 @@ fn tree_2_3_and_star_20_lose_nothing() {
 
 #[test]
 fn ring_and_mesh_lose_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = eval_ok(
@@ -72,8 +69,7 @@ fn ring_and_mesh_lose_nothing() {
 
 #[test]
 fn link_down_stops_traffic_and_link_up_restores_it() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = eval_ok(
@@ -156,8 +152,7 @@ fn topology_recipe(tag: &str, ending: &str) -> String {
 
 #[test]
 fn nothing_remains_after_a_normal_end_an_error_or_sigint() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     // Normal end and an error halfway.
@@ -202,8 +197,7 @@ fn nothing_remains_after_a_normal_end_an_error_or_sigint() {
 
 #[test]
 fn bad_topology_input_fails_before_anything_is_made() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let cases = [
@@ -236,8 +230,7 @@ fn links_count() -> usize {
 
 #[test]
 fn ctr_container_defaults_run_sh_as_root_with_only_lo() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = ctrsh()
@@ -259,8 +252,7 @@ fn ctr_container_defaults_run_sh_as_root_with_only_lo() {
 
 #[test]
 fn ctr_networking_veth_dual_stack_v6_only_routed_and_bridged() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let tag = unique("cn");
@@ -311,8 +303,7 @@ fn ctr_networking_veth_dual_stack_v6_only_routed_and_bridged() {
 
 #[test]
 fn ctr_limits_put_the_container_in_a_cgroup_that_goes_away() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = eval_ok(
@@ -337,8 +328,7 @@ fn ctr_limits_put_the_container_in_a_cgroup_that_goes_away() {
 
 #[test]
 fn template_recipe_runs_the_seven_steps() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = run_ok("template.rhai", &[]);
@@ -355,8 +345,7 @@ fn template_recipe_runs_the_seven_steps() {
 
 #[test]
 fn router_nat_public_host_sees_the_router_address() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = run_ok("router-nat.rhai", &[]);

@@ -56,3 +56,13 @@ pub fn unique(prefix: &str) -> String {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Whether the tests run as root; says so when a test is skipped because they do not (CI
+/// and the README's test command run as root, where nothing is skipped).
+pub fn need_root() -> bool {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    true
+}
