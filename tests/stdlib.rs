@@ -262,7 +262,9 @@ fn ctr_networking_veth_dual_stack_v6_only_routed_and_bridged() {
         import "net/bridge" as bridge;
         let hostside = netns_new();      // stands in for the host: nothing is added to ours
         link("lo", #{{ ns: hostside }}).set_up();
-        let ping = |ns, dst| run(#{{ cmd: ["ping", "-c", "1", "-W", "2", dst], join: #{{ net: ns }}, stdout: "null", stderr: "null" }});
+        // Three tries 0.2 s apart: the first IPv6 neighbour solicitation can race the
+        // peer joining its solicited-node group right after the link comes up.
+        let ping = |ns, dst| run(#{{ cmd: ["ping", "-c", "3", "-i", "0.2", "-W", "1", dst], join: #{{ net: ns }}, stdout: "null", stderr: "null" }});
         let sleeper = ["sleep", "30"];
 
         // A veth to the host, dual-stack.
