@@ -600,6 +600,7 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
             .map(|f| f.as_raw_fd()),
         die_with_parent: !detach,
         new_session: detach,
+        hold: setup.is_some() || cgroup.is_some(),
     };
     Ok(Prepared {
         plan,

@@ -84,6 +84,9 @@ pub struct Plan {
     /// Start a new session (setsid): a detached container is not in the shell's terminal
     /// job control.
     pub new_session: bool,
+    /// The caller has work to do between `start` and `go` (a setup closure, a cgroup move):
+    /// the child waits for "go". It always waits when id maps are to be written.
+    pub hold: bool,
 }
 
 impl Plan {
