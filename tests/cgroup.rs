@@ -101,8 +101,7 @@ fn cpu_ticks(stat: &str) -> u64 {
 
 #[test]
 fn layout_matches_the_filesystem_types() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let fstype = |p: &str| {
@@ -193,8 +192,7 @@ fn a_pids_limit_of_10_makes_the_11th_task_fail_to_fork() {
 
 #[test]
 fn freeze_stops_a_busy_loop_and_thaw_resumes_it() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();
@@ -234,8 +232,7 @@ fn freeze_stops_a_busy_loop_and_thaw_resumes_it() {
 
 #[test]
 fn kill_empties_the_cgroup_and_procs_is_empty_afterwards() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();
@@ -282,8 +279,7 @@ fn recipe_ending(ending: &str) -> (Name, std::process::Output) {
 
 #[test]
 fn after_a_recipe_ends_normally_no_directory_it_created_remains() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let (name, out) = recipe_ending("print(\"done\");");
@@ -307,8 +303,7 @@ fn after_a_recipe_ends_normally_no_directory_it_created_remains() {
 
 #[test]
 fn after_a_recipe_fails_or_exits_no_directory_it_created_remains() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let (name, out) = recipe_ending("throw \"boom\";");
@@ -322,8 +317,7 @@ fn after_a_recipe_fails_or_exits_no_directory_it_created_remains() {
 
 #[test]
 fn kept_cgroups_stay_and_are_adopted_by_the_next_recipe() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();
@@ -440,8 +434,7 @@ fn raw_files_by_controller_prefix() {
 
 #[test]
 fn delegate_chowns_the_directory_and_its_membership_files() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();
@@ -463,8 +456,7 @@ fn delegate_chowns_the_directory_and_its_membership_files() {
 
 #[test]
 fn reset_cgroup_moves_the_shell_into_every_hierarchy_at_once() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();
@@ -519,8 +511,7 @@ fn reset_cgroup_moves_the_shell_into_every_hierarchy_at_once() {
 
 #[test]
 fn bad_input_is_named() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();
@@ -609,8 +600,7 @@ fn missing_controller() -> String {
 
 #[test]
 fn cgroups_print_readably() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();
@@ -631,8 +621,7 @@ fn cgroups_print_readably() {
 /// (The launcher's `cgroup` key is the lead's part; until it is wired this test skips.)
 #[test]
 fn spawn_places_the_child_into_the_cgroup_before_exec() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();
@@ -665,8 +654,7 @@ fn spawn_places_the_child_into_the_cgroup_before_exec() {
 /// survives at 1G; nothing is left behind.
 #[test]
 fn the_cgroup_limits_recipe_runs() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cgroup-limits.rhai");
@@ -699,8 +687,7 @@ fn the_cgroup_limits_recipe_runs() {
 /// /proc/self/cgroup reads "/" inside.
 #[test]
 fn a_cgroup_namespace_is_rooted_at_the_spawn_cgroup() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let name = Name::new();

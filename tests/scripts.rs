@@ -20,8 +20,7 @@ fn run_script(name: &str, args: &[&str]) -> String {
 
 #[test]
 fn explore_ns_returns_home() {
-    if !is_root() {
-        eprintln!("skipped: needs root to unshare a network namespace");
+    if !need_root() {
         return;
     }
     let out = run_script("explore-ns.rhai", &[]);

@@ -15,8 +15,7 @@ const KINDS: [&str; 8] = ["user", "mnt", "net", "pid", "uts", "ipc", "cgroup", "
 /// shell's, and every other kind is the shell's.
 #[test]
 fn created_namespaces_differ_and_the_rest_match_for_all_kinds() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     for kind in KINDS {
@@ -44,8 +43,7 @@ fn created_namespaces_differ_and_the_rest_match_for_all_kinds() {
 
 #[test]
 fn all_kinds_at_once_and_the_shell_stays_home() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = eval_ok(
@@ -67,8 +65,7 @@ fn all_kinds_at_once_and_the_shell_stays_home() {
 
 #[test]
 fn uid_map_makes_root_inside_and_files_owned_by_the_outer_id() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let dir = std::env::temp_dir().join(unique("ctrsh-map"));
@@ -96,8 +93,7 @@ fn uid_map_makes_root_inside_and_files_owned_by_the_outer_id() {
 
 #[test]
 fn unprivileged_ctrsh_spawns_a_user_mnt_pid_net_container() {
-    if !is_root() {
-        eprintln!("skipped: needs root to become nobody");
+    if !need_root() {
         return;
     }
     let out = Command::new("setpriv")
@@ -132,8 +128,7 @@ fn unprivileged_ctrsh_spawns_a_user_mnt_pid_net_container() {
 
 #[test]
 fn pid_namespace_init_payload_and_ps() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = eval_ok(
@@ -163,8 +158,7 @@ fn pid_namespace_init_payload_and_ps() {
 
 #[test]
 fn init_reaps_orphans_so_no_zombies_remain() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     // The subshell leaves `sleep 0.2` orphaned; it is re-parented to init, which reaps it.
@@ -184,8 +178,7 @@ fn init_reaps_orphans_so_no_zombies_remain() {
 
 #[test]
 fn exit_statuses_propagate_to_ctrsh() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     for (cmd, want) in [("exit 0", 0), ("exit 7", 7), ("kill -9 $$", 137)] {
@@ -201,8 +194,7 @@ fn exit_statuses_propagate_to_ctrsh() {
 
 #[test]
 fn sigterm_sent_to_ctrsh_reaches_the_payload() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("ctrsh"))
@@ -232,8 +224,7 @@ fn sigterm_sent_to_ctrsh_reaches_the_payload() {
 
 #[test]
 fn fork_moves_only_the_child() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let host = nix::unistd::gethostname().unwrap();
@@ -258,8 +249,7 @@ fn fork_moves_only_the_child() {
 
 #[test]
 fn join_enters_existing_namespaces() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = eval_ok(
@@ -305,8 +295,7 @@ fn environment_is_cleared_unless_inherited() {
 
 #[test]
 fn fds_caps_rlimits_no_new_privs_cwd_and_identity() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let out = eval_ok(
@@ -356,8 +345,7 @@ fn stdio_null_paths_and_capture() {
 
 #[test]
 fn setup_runs_before_exec_and_its_error_leaves_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !need_root() {
         return;
     }
     let f = std::env::temp_dir().join(unique("ctrsh-setup"));

@@ -12,6 +12,7 @@ pub mod doc;
 pub mod error;
 pub mod fd;
 pub mod fs;
+pub mod net;
 pub mod nft;
 pub mod ns;
 pub mod opts;
@@ -83,6 +84,7 @@ impl Shell {
         process::register(&mut Api::new(&mut engine, &mut docs, "process"));
         spawn::register(&mut Api::new(&mut engine, &mut docs, "process"));
         nft::register(&mut Api::new(&mut engine, &mut docs, "net"));
+        net::register(&mut Api::new(&mut engine, &mut docs, "net"));
         fs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
         rootfs::register(&mut Api::new(&mut engine, &mut docs, "fs"));
         attach::register(&mut Api::new(&mut engine, &mut docs, "attach"));

@@ -1,7 +1,6 @@
 //! NAT through nftables over netlink (no `nft` process): `masquerade(...)`.
 
 use std::cell::Cell;
-use std::net::IpAddr;
 use std::rc::Rc;
 
 use rhai::{Dynamic, Map};
@@ -10,6 +9,7 @@ use super::api::Api;
 use super::cleanup;
 use super::error::{arg_err, IntoScript, RResult};
 use super::ns::ns_from;
+use crate::sys::netaddr;
 use crate::sys::nft::{self, Family, Masquerade};
 use crate::sys::ns::{NsFd, NsKind};
 
@@ -17,33 +17,6 @@ const KEYS: &[&str] = &["src", "out", "ns", "table", "keep"];
 
 thread_local! {
     static NEXT_TABLE: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Parse "10.0.0.0/24" or "fd00::/64", naming the argument on error.
-fn parse_cidr(op: &str, arg: &str, s: &str) -> RResult<(IpAddr, u8)> {
-    let (a, l) = s
-        .split_once('/')
-        .ok_or_else(|| arg_err(op, arg, format!("{s:?} is not address/prefix-length")))?;
-    let ip: IpAddr = a
-        .parse()
-        .map_err(|_| arg_err(op, arg, format!("{a:?} in {s:?} is not an IP address")))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len: u8 = l
-        .parse()
-        .ok()
-        .filter(|n| *n <= max)
-        .ok_or_else(|| arg_err(op, arg, format!("prefix length in {s:?} must be 0..={max}")))?;
-    Ok((ip, len))
-}
-
-fn valid_ifname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
 }
 
 fn masquerade(opts: Map) -> RResult<Map> {
@@ -71,15 +44,10 @@ fn masquerade(opts: Map) -> RResult<Map> {
             .map_err(|t| arg_err(OP, key, format!("must be a string, got {t}")))
     };
     let src = get_str("src")?;
-    let (addr, prefix_len) = parse_cidr(OP, "src", &src)?;
+    let c = netaddr::cidr(OP, "src", &src).script()?;
+    let (addr, prefix_len) = (c.addr, c.len);
     let out = get_str("out")?;
-    if !valid_ifname(&out) {
-        return Err(arg_err(
-            OP,
-            "out",
-            format!("{out:?} is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)"),
-        ));
-    }
+    netaddr::ifname(OP, "out", &out).script()?;
     let ns: Option<Rc<NsFd>> = match opts.get("ns") {
         Some(v) if !v.is_unit() => Some(ns_from(OP, "ns", v, NsKind::Net)?),
         _ => None,

@@ -688,6 +688,7 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         die_with_parent: !detach,
         new_session: detach,
         tty: None,
+        hold: setup.is_some() || cgroup.is_some(),
     };
     let mut prep = Prepared {
         plan,
@@ -925,33 +926,33 @@ fn exec_fn(argv: Dynamic) -> RResult<()> {
     Err(sys_err(err))
 }
 
-const SPEC_DOC: &str = "\
-Spec keys (only `cmd` is required):\n\
-  cmd           array: the program (looked up on the payload's PATH) and its arguments\n\
-  ns            kinds to create: user mnt net pid uts ipc cgroup time\n\
-  join          map kind -> Ns or Process to enter instead of creating\n\
-  uid_map/gid_map  \"0 100000 65536\" (one line per range) or [[inside, outside, count], ...];\n\
-                default with \"user\": root inside is your own uid/gid outside\n\
-  setgroups     \"allow\" or \"deny\" (default deny unless ctrsh runs as root)\n\
-  rootfs        a directory, a rootfs(...) value or its spec map (needs \"mnt\")\n\
-  hostname      host name inside (needs \"uts\")\n\
-  env           map; the environment is cleared unless inherit_env: true\n\
-  cwd, uid, gid, groups\n\
-  caps          capabilities to keep (\"net_admin\", ...); all others dropped from every set\n\
-  no_new_privs  true: execve never grants privileges again\n\
-  rlimits       #{ nofile: 1024, core: [0, 0] }\n\
-  time_offsets  #{ monotonic: secs, boottime: secs } (needs \"time\")\n\
-  stdin/stdout/stderr  inherit (default), \"null\", a path, an Fd or an fd number\n\
-  fds           map target fd -> Fd or fd number: #{ \"3\": sock }; every other fd is closed\n\
-  init          ctrsh's mini-init as pid 1 (default true with a new pid namespace)\n\
-  setup         |p| { ... } runs in the shell after the namespaces exist, before exec\n\
-  cgroup        a Cgroup (or a path / #{ path, limits }) to start in: CLONE_INTO_CGROUP on v2,\n\
-                the v1 hierarchies before the child runs anything\n\
-  detach        true: not killed when the recipe ends; a new session\n\
-  name          record it as a named container (ctrsh ps / stop / attach NAME)\n\
-  tty           true: a pty of its own, relayed while the script waits (only when ctrsh\n\
-                runs on a terminal; otherwise the streams pass through untouched);\n\
-                \"always\": a pty even without a terminal\n";
+const SPEC_DOC: &str = r#"Spec keys (only `cmd` is required):
+  cmd           array: the program (looked up on the payload's PATH) and its arguments
+  ns            kinds to create: user mnt net pid uts ipc cgroup time
+  join          map kind -> Ns or Process to enter instead of creating
+  uid_map       "0 100000 65536" (one line per range) or [[inside, outside, count], ...];
+  gid_map       default with "user": root inside is your own uid/gid outside
+  setgroups     "allow" or "deny" (default deny unless ctrsh runs as root)
+  rootfs        a directory, a rootfs(...) value or its spec map (needs "mnt")
+  hostname      host name inside (needs "uts")
+  env           map; the environment is cleared unless inherit_env: true
+  cwd, uid, gid, groups
+  caps          capabilities to keep ("net_admin", ...); all others dropped from every set
+  no_new_privs  true: execve never grants privileges again
+  rlimits       #{ nofile: 1024, core: [0, 0] }
+  time_offsets  #{ monotonic: secs, boottime: secs } (needs "time")
+  stdin, stdout, stderr   inherit (default), "null", a path, an Fd or an fd number
+  fds           map target fd -> Fd or fd number: #{ "3": sock }; every other fd is closed
+  init          ctrsh's mini-init as pid 1 (default true with a new pid namespace)
+  setup         |p| { ... } runs in the shell after the namespaces exist, before exec
+  cgroup        a Cgroup (or a path / #{ path, limits }) to start in: CLONE_INTO_CGROUP on v2,
+                the v1 hierarchies before the child runs anything
+  detach        true: not killed when the recipe ends; a new session
+  name          record it as a named container (ctrsh ps / stop / attach NAME)
+  tty           true: a pty of its own, relayed while the script waits (only when ctrsh
+                runs on a terminal; otherwise the streams pass through untouched);
+                "always": a pty even without a terminal
+"#;
 
 pub fn register(api: &mut Api) {
     api.func(

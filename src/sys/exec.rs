@@ -162,14 +162,25 @@ fn open_fds() -> Result<Vec<RawFd>> {
         .collect())
 }
 
-/// Default dispositions and an empty signal mask for the program about to run (ignored
-/// signals and the mask survive execve; handlers do not).
+/// Signals whose disposition ctrsh itself changes: its interrupt and forwarding handlers,
+/// and SIGPIPE, which the Rust runtime ignores.
+const CHANGED_SIGNALS: [libc::c_int; 8] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGPIPE,
+];
+
+/// Default dispositions for the signals ctrsh changed, and an empty signal mask, for the
+/// program about to run (ignored signals and the mask survive execve; handlers do not).
+/// Signals ctrsh found ignored when it started stay ignored, as a shell's exec keeps them.
 pub fn reset_signals() {
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: SIG_DFL installs no handler; invalid numbers just fail.
+    for sig in CHANGED_SIGNALS {
+        // SAFETY: SIG_DFL installs no handler.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     // SAFETY: an empty set, valid for the call.

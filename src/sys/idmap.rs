@@ -40,7 +40,7 @@ impl IdMap {
     /// Parse the /proc text form: one `inside outside count` triple per line (blank lines
     /// and extra spaces are fine). `arg` names the argument in errors.
     pub fn parse(op: &str, arg: &str, text: &str) -> Result<IdMap> {
-        let mut ranges = Vec::new();
+        let mut rows = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
@@ -57,38 +57,43 @@ impl IdMap {
                     ),
                 ));
             }
-            let mut v = [0u32; 3];
+            let mut v = [0i64; 3];
             for (slot, s) in v.iter_mut().zip(&nums) {
-                *slot = s.parse().map_err(|_| {
-                    SysError::invalid(
+                *slot = s.parse().unwrap_or(-1);
+                if *slot < 0 {
+                    return Err(SysError::invalid(
                         op,
                         arg,
                         format!("line {}: {s:?} is not an id (0..=4294967295)", n + 1),
-                    )
-                })?;
+                    ));
+                }
             }
-            ranges.push(Range {
-                inside: v[0],
-                outside: v[1],
-                count: v[2],
-            });
+            rows.push((format!("line {}", n + 1), v));
         }
-        let map = IdMap { ranges };
-        map.validate(op, arg)?;
-        Ok(map)
+        Self::from_rows(op, arg, rows)
     }
 
     /// Build from `[inside, outside, count]` triples already split by the caller.
     pub fn from_triples(op: &str, arg: &str, triples: &[[i64; 3]]) -> Result<IdMap> {
+        let rows = triples
+            .iter()
+            .enumerate()
+            .map(|(n, t)| (format!("entry {}", n + 1), *t))
+            .collect();
+        Self::from_rows(op, arg, rows)
+    }
+
+    /// Convert labelled rows to ranges (each number must be a u32) and validate the map.
+    fn from_rows(op: &str, arg: &str, rows: Vec<(String, [i64; 3])>) -> Result<IdMap> {
         let mut ranges = Vec::new();
-        for (n, t) in triples.iter().enumerate() {
+        for (label, t) in rows {
             let mut v = [0u32; 3];
             for (slot, x) in v.iter_mut().zip(t) {
-                *slot = u32::try_from(*x).map_err(|_| {
+                *slot = u32::try_from(x).map_err(|_| {
                     SysError::invalid(
                         op,
                         arg,
-                        format!("entry {}: {x} is not an id (0..=4294967295)", n + 1),
+                        format!("{label}: {x} is not an id (0..=4294967295)"),
                     )
                 })?;
             }

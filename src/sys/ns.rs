@@ -272,7 +272,6 @@ impl NsGuard {
     /// A user namespace cannot be entered temporarily: the way back needs privileges that
     /// entering it takes away.
     pub fn enter(targets: &[&NsFd]) -> Result<NsGuard> {
-        super::thread::assert_single_threaded("setns")?;
         let mut guard = NsGuard {
             home: Vec::new(),
             root: None,
@@ -303,6 +302,11 @@ impl NsGuard {
             if home.inode != t.inode {
                 moves.push((*t, home));
             }
+        }
+        if !moves.is_empty() {
+            // Checked once, while /proc/self is still ours (nothing to check when already
+            // home everywhere: no setns happens).
+            super::thread::assert_single_threaded("setns")?;
         }
         for (t, home) in moves {
             setns_checked(t.as_fd(), t.kind)?; // on error the guard's drop goes home

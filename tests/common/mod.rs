@@ -235,3 +235,13 @@ pub fn in_pty(
 pub fn ctrsh_bin() -> String {
     assert_cmd::cargo::cargo_bin("ctrsh").display().to_string()
 }
+
+/// Whether the tests run as root; says so when a test is skipped because they do not (CI
+/// and the README's test command run as root, where nothing is skipped).
+pub fn need_root() -> bool {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    true
+}

@@ -382,6 +382,7 @@ pub fn plan(op: &str, t: &Target, req: &Request) -> Result<Plan> {
         die_with_parent: true,
         new_session: false,
         tty: None,
+        hold: false,
     })
 }
 

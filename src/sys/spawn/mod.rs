@@ -109,6 +109,9 @@ pub struct Plan {
     pub new_session: bool,
     /// A pty for the payload.
     pub tty: Option<TtyPlan>,
+    /// The caller has work to do between `start` and `go` (a setup closure, a cgroup move):
+    /// the child waits for "go". It always waits when id maps are to be written.
+    pub hold: bool,
 }
 
 impl Plan {

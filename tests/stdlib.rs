@@ -1,0 +1,362 @@
+//! The recipe library on the real kernel: topologies (pingall, link failures, teardown after
+//! a normal end, an error and SIGINT), stdlib/ctr containers with each networking option,
+//! and the seed recipes under scripts/ that go through them.
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn script(name: &str) -> String {
+    format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_ok(name: &str, args: &[&str]) -> String {
+    let out = ctrsh().arg(script(name)).args(args).output().unwrap();
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed ({:?})\n{s}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s
+}
+
+#[test]
+fn linear_50_first_pings_last_and_pingall_loses_nothing() {
+    if !need_root() {
+        return;
+    }
+    let out = run_ok("linear.rhai", &["50"]);
+    assert!(
+        out.contains("built linear(50): 50 hosts, 49 links"),
+        "{out}"
+    );
+    assert!(out.contains("h1 -> h50") && out.contains(": ok"), "{out}");
+    assert!(out.contains("0.0% dropped (2450/2450 received)"), "{out}");
+}
+
+#[test]
+fn tree_2_3_and_star_20_lose_nothing() {
+    if !need_root() {
+        return;
+    }
+    let out = run_ok("tree.rhai", &["2", "3"]);
+    assert!(out.contains("0.0% dropped (156/156 received)"), "{out}");
+    let out = run_ok("star.rhai", &["20"]);
+    assert!(out.contains("0.0% dropped (380/380 received)"), "{out}");
+}
+
+#[test]
+fn ring_and_mesh_lose_nothing() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"
+        import "net/topology" as topo;
+        let r = topo::ring(6, #{ family: "dual" });
+        print(`ring ${r.pingall().loss}`);
+        r.teardown();
+        let m = topo::mesh(5);
+        print(`mesh ${m.pingall().loss}`);
+        "#,
+    );
+    assert!(out.contains("ring 0.0"), "{out}");
+    assert!(out.contains("mesh 0.0"), "{out}");
+}
+
+#[test]
+fn link_down_stops_traffic_and_link_up_restores_it() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"
+        import "net/topology" as topo;
+        let t = topo::linear(4, #{ family: "dual" });
+        let ping = |dst| t.exec("h1", ["ping", "-c", "1", "-W", "1", dst]).status;
+        print(`before ${ping.call(t.addr("h4"))}`);
+        t.link_down("h2", "h3");
+        print(`down ${ping.call(t.addr("h4"))} ${ping.call(t.addr("h2"))}`);
+        t.link_up("h2", "h3");
+        print(`up ${ping.call(t.addr("h4"))}`);
+        print(`pingall ${t.pingall().loss}`);
+        "#,
+    );
+    assert!(out.contains("before 0"), "{out}");
+    // Across the broken link: lost; on the intact side: fine.
+    assert!(out.contains("down 1 0"), "{out}");
+    assert!(out.contains("up 0"), "{out}");
+    assert!(out.contains("pingall 0.0"), "{out}");
+}
+
+/// Everything of `tag` visible from the host: links in the host netns, cgroup directories
+/// in any hierarchy, mounts, processes.
+fn leftovers(tag: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    for l in String::from_utf8_lossy(&links.stdout).lines() {
+        if l.contains(tag) {
+            out.push(format!("link: {l}"));
+        }
+    }
+    let find = Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "5",
+            "-type",
+            "d",
+            "-name",
+            &format!("*{tag}*"),
+        ])
+        .output()
+        .unwrap();
+    for l in String::from_utf8_lossy(&find.stdout).lines() {
+        out.push(format!("cgroup: {l}"));
+    }
+    for l in std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+    {
+        if l.contains(tag) {
+            out.push(format!("mount: {l}"));
+        }
+    }
+    let ps = Command::new("pgrep").args(["-af", tag]).output().unwrap();
+    for l in String::from_utf8_lossy(&ps.stdout).lines() {
+        // The test's own ctrsh (its -e code holds the tag) has exited by now.
+        out.push(format!("process: {l}"));
+    }
+    out
+}
+
+/// A recipe that builds a topology whose hosts are containers in a cgroup, plus a veth in
+/// the host's netns, then ends as `ending` says.
+fn topology_recipe(tag: &str, ending: &str) -> String {
+    format!(
+        r#"
+        import "net/topology" as topo;
+        let t = topo::linear(6, #{{ prefix: "{tag}", container: #{{
+            ns: ["user", "mnt", "pid", "uts"],
+            cmd: ["sh", "-c", "sleep 100; : {tag}"],
+            cgroup: #{{ path: "{tag}", limits: #{{ pids: 50 }} }} }} }});
+        veth("{tag}h", "{tag}c", #{{ b_ns: t.hosts[0].ns }});
+        print(`built ${{t.hosts.len()}}`);
+        {ending}
+        "#
+    )
+}
+
+#[test]
+fn nothing_remains_after_a_normal_end_an_error_or_sigint() {
+    if !need_root() {
+        return;
+    }
+    // Normal end and an error halfway.
+    for (ending, ok) in [("print(\"done\");", true), ("throw \"injected\";", false)] {
+        let tag = unique("tl");
+        let out = eval(&topology_recipe(&tag, ending));
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("built 6"));
+        let left = leftovers(&tag);
+        assert!(left.is_empty(), "after {ending}: {left:#?}");
+    }
+    // SIGINT halfway (while the recipe waits).
+    let tag = unique("ti");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("ctrsh"))
+        .arg("-e")
+        .arg(topology_recipe(&tag, "sleep(60);"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rd = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "built 6");
+    assert!(
+        !leftovers(&tag).is_empty(),
+        "the probe sees the running topology"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let left = leftovers(&tag);
+    assert!(left.is_empty(), "after SIGINT: {left:#?}");
+}
+
+#[test]
+fn bad_topology_input_fails_before_anything_is_made() {
+    if !need_root() {
+        return;
+    }
+    let cases = [
+        ("topo::linear(0)", "linear(n)"),
+        ("topo::linear(-3)", "linear(n)"),
+        ("topo::tree(2, 0)", "fanout"),
+        ("topo::star(300)", "at most 250"),
+        (
+            "topo::linear(5, #{ ipv4: \"10.0.0.0/23\" })",
+            "has room for 2",
+        ),
+        (
+            "topo::linear(3, #{ prefix: \"averyverylongname\" })",
+            "prefix",
+        ),
+        ("topo::linear(3, #{ family: \"ipx\" })", "family"),
+    ];
+    for (call, want) in cases {
+        let before = links_count();
+        let err = eval_err(&format!("import \"net/topology\" as topo; {call}"));
+        assert!(err.contains(want), "{call}: expected {want:?} in\n{err}");
+        assert_eq!(links_count(), before, "{call} left links behind");
+    }
+}
+
+fn links_count() -> usize {
+    let o = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).lines().count()
+}
+
+#[test]
+fn ctr_container_defaults_run_sh_as_root_with_only_lo() {
+    if !need_root() {
+        return;
+    }
+    let out = ctrsh()
+        .arg("-e")
+        .arg(r#"import "ctr" as ctr; exit(ctr::container(#{ cmd: ["sh"] }).wait())"#)
+        .write_stdin("id -u; hostname; cat /proc/net/dev | tail -n +3 | cut -d: -f1; ls /usr/bin/ls; touch /usr/x 2>/dev/null || echo ro; exit 3\n")
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{s}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = s.lines().map(str::trim).collect();
+    assert_eq!(lines, ["0", "ctr", "lo", "/usr/bin/ls", "ro"]);
+}
+
+#[test]
+fn ctr_networking_veth_dual_stack_v6_only_routed_and_bridged() {
+    if !need_root() {
+        return;
+    }
+    let tag = unique("cn");
+    let out = eval_ok(&format!(
+        r#"
+        import "ctr" as ctr;
+        import "net/bridge" as bridge;
+        let hostside = netns_new();      // stands in for the host: nothing is added to ours
+        link("lo", #{{ ns: hostside }}).set_up();
+        // Three tries 0.2 s apart: the first IPv6 neighbour solicitation can race the
+        // peer joining its solicited-node group right after the link comes up.
+        let ping = |ns, dst| run(#{{ cmd: ["ping", "-c", "3", "-i", "0.2", "-W", "1", dst], join: #{{ net: ns }}, stdout: "null", stderr: "null" }});
+        let sleeper = ["sleep", "30"];
+
+        // A veth to the host, dual-stack.
+        let a = ctr::container(#{{ cmd: sleeper, net: #{{ veth: "{tag}a", host_ns: hostside,
+            addr: "10.91.0.2/24", host_addr: "10.91.0.1/24", addr6: "fd91::2/64", host_addr6: "fd91::1/64" }} }});
+        print(`dual ${{ping.call(hostside, "10.91.0.2")}} ${{ping.call(hostside, "fd91::2")}} ${{ping.call(a.ns("net"), "10.91.0.1")}}`);
+
+        // IPv6 only.
+        let b = ctr::container(#{{ cmd: sleeper, net: #{{ veth: "{tag}b", host_ns: hostside,
+            addr6: "fd92::2/64", host_addr6: "fd92::1/64" }} }});
+        let v4 = output(#{{ cmd: ["ip", "-4", "-o", "addr", "show", "dev", "eth0"], join: #{{ net: b }} }}).stdout;
+        print(`v6only ${{ping.call(hostside, "fd92::2")}} v4addrs=${{v4.len()}}`);
+
+        // A routed prefix: 10.93.5.0/28 lives in the container, the host routes it there.
+        let c = ctr::container(#{{ cmd: sleeper, net: #{{ veth: "{tag}c", host_ns: hostside,
+            addr: "10.93.0.2/30", host_addr: "10.93.0.1/30", routed: "10.93.5.0/28" }} }});
+        print(`routed ${{ping.call(hostside, "10.93.5.1")}}`);
+
+        // Two containers bridged to a common bridge.
+        let br = bridge::common("{tag}br", #{{ subnet: "10.94.0.0/24" }});
+        let d = ctr::container(#{{ cmd: sleeper, net: #{{ bridge: br }} }});
+        let e = ctr::container(#{{ cmd: sleeper, net: #{{ bridge: br }} }});
+        let dip = output(#{{ cmd: ["ip", "-4", "-br", "addr", "show", "dev", "eth0"], join: #{{ net: d }} }}).stdout;
+        let eip = output(#{{ cmd: ["ip", "-4", "-br", "addr", "show", "dev", "eth0"], join: #{{ net: e }} }}).stdout;
+        print(`bridged ${{dip}} ${{eip}}`);
+        print(`bridge ping ${{ping.call(d.ns("net"), "10.94.0.3")}} ${{ping.call(e.ns("net"), "10.94.0.2")}} ${{ping.call(d.ns("net"), "10.94.0.1")}}`);
+        "#
+    ));
+    assert!(out.contains("dual 0 0 0"), "{out}");
+    assert!(out.contains("v6only 0 v4addrs=0"), "{out}");
+    assert!(out.contains("routed 0"), "{out}");
+    assert!(
+        out.contains("10.94.0.2/24") && out.contains("10.94.0.3/24"),
+        "{out}"
+    );
+    assert!(out.contains("bridge ping 0 0 0"), "{out}");
+}
+
+#[test]
+fn ctr_limits_put_the_container_in_a_cgroup_that_goes_away() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"
+        import "ctr" as ctr;
+        let r = ctr::run(#{ limits: #{ memory: "32M" },
+            cmd: ["python3", "-c", "b = bytearray(100 * 1024 * 1024); print('survived')"] });
+        print(`status ${r}`);
+        let ok = ctr::container(#{ limits: #{ pids: 20 }, cmd: ["sh", "-c", "cat /proc/self/cgroup"], stdout: "null" });
+        print(`pid ${ok.pid} ${ok.wait()}`);
+        "#,
+    );
+    assert!(out.contains("status 137"), "OOM-killed: {out}");
+    assert!(!out.contains("survived"), "{out}");
+    let pid = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pid "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap();
+    assert!(leftovers(&format!("ctrsh-ctr-{pid}")).is_empty());
+}
+
+#[test]
+fn template_recipe_runs_the_seven_steps() {
+    if !need_root() {
+        return;
+    }
+    let out = run_ok("template.rhai", &[]);
+    assert!(out.contains("pid 2 on template"), "{out}");
+    assert!(out.contains("ping host: ok"), "{out}");
+    assert!(out.contains("container exited with 0"), "{out}");
+    let host_if = out
+        .split("the veth ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap();
+    assert!(leftovers(host_if).is_empty());
+}
+
+#[test]
+fn router_nat_public_host_sees_the_router_address() {
+    if !need_root() {
+        return;
+    }
+    let out = run_ok("router-nat.rhai", &[]);
+    assert!(
+        out.contains("a -> outside: ok") && out.contains("b -> outside: ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sees the source as 203.0.113.2 (router uplink: 203.0.113.2)"),
+        "{out}"
+    );
+}
