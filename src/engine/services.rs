@@ -19,39 +19,22 @@ use super::opts::{strs_of, Opts};
 use super::process::Process;
 use crate::sys::attach::{self, Mode, Request, Target};
 use crate::sys::debug_shell::{self, ShellSpec};
-use crate::sys::spawn::{fork, Forked};
+use crate::sys::spawn;
 use crate::sys::{syslogd, unixsock, SysError};
 
-/// Fork a server process that runs `serve` (which never returns).
-fn fork_server(op: &str, what: String, detach: bool, serve: impl FnOnce()) -> RResult<Process> {
-    crate::sys::thread::assert_single_threaded(op).script()?;
+/// Fork a server process that runs `serve` (which never returns) and hand it to the
+/// script as a Process (owned unless `detach`).
+fn fork_server(what: String, detach: bool, serve: impl FnOnce()) -> RResult<Process> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    match fork().script()? {
-        Forked::Child => {
-            cleanup::forget_all();
-            // SAFETY: PR_SET_PDEATHSIG takes a signal number; setsid has no arguments.
-            unsafe {
-                if detach {
-                    libc::setsid();
-                } else {
-                    libc::prctl(
-                        libc::PR_SET_PDEATHSIG,
-                        libc::SIGKILL as libc::c_ulong,
-                        0,
-                        0,
-                        0,
-                    );
-                }
-            }
-            serve();
-            // SAFETY: the servers never return; should one, it ends without the shell's
-            // cleanup.
-            unsafe { libc::_exit(1) }
-        }
-        Forked::Parent { pid, pidfd, .. } => Ok(Process::child(pid, pidfd, what, detach)),
-    }
+    let (pid, pidfd) = spawn::fork_server(detach, || {
+        // The server owns nothing of the recipe's.
+        cleanup::forget_all();
+        serve()
+    })
+    .script()?;
+    Ok(Process::child(pid, pidfd, what, detach))
 }
 
 /// Remove the socket file when the recipe ends (registered before the server, so the
@@ -161,10 +144,9 @@ fn debug_shell_fn(opts: Map) -> RResult<Process> {
     }
     // The uid check is SO_PEERCRED's; the file mode only decides who may try.
     chmod(op, &socket, if allow.is_empty() { 0o600 } else { 0o666 })?;
-    let p = fork_server(op, format!("debug_shell {socket}"), detach, move || {
+    fork_server(format!("debug_shell {socket}"), detach, move || {
         debug_shell::serve(listener, &spec)
-    })?;
-    Ok(p)
+    })
 }
 
 const SYSLOG_KEYS: &[&str] = &["socket", "out", "mode", "detach"];
@@ -175,10 +157,7 @@ fn out_fd(op: &str, v: Option<&Dynamic>) -> RResult<OwnedFd> {
             .map_err(|e| sys_err(SysError::io("dup", &e).name("out")))
     };
     match v {
-        None => {
-            // SAFETY: fd 1 stays open for the life of the shell.
-            dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(1) })
-        }
+        None => dup(std::io::stdout().as_fd()),
         Some(v) if v.is::<Fd>() => dup(v.read_lock::<Fd>().expect("an Fd").fd.as_fd()),
         Some(v) => {
             let path = v.clone().into_string().map_err(|t| {
@@ -213,7 +192,7 @@ fn syslogd_fn(opts: Map) -> RResult<Process> {
         own_socket(&socket);
     }
     chmod(op, &socket, mode)?;
-    fork_server(op, format!("syslogd {socket}"), detach, move || {
+    fork_server(format!("syslogd {socket}"), detach, move || {
         syslogd::serve(sock, out)
     })
 }

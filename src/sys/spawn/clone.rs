@@ -129,3 +129,32 @@ fn clone_error(e: Errno, flags: CloneFlags, cgroup: bool) -> SysError {
 pub fn fork() -> Result<Forked> {
     clone_child(CloneFlags::empty(), None)
 }
+
+/// Fork a server process (debug_shell, syslogd) that runs `serve`: in the child, a session
+/// of its own when `detach`, else death with the parent (PR_SET_PDEATHSIG). `serve` is
+/// not meant to return; if it does, the child exits 1. Returns the child's pid and pidfd.
+pub fn fork_server(detach: bool, serve: impl FnOnce()) -> Result<(i32, Option<OwnedFd>)> {
+    super::super::thread::assert_single_threaded("fork")?;
+    match fork()? {
+        Forked::Child => {
+            // SAFETY: setsid takes no arguments; PR_SET_PDEATHSIG takes a signal number.
+            unsafe {
+                if detach {
+                    libc::setsid();
+                } else {
+                    libc::prctl(
+                        libc::PR_SET_PDEATHSIG,
+                        libc::SIGKILL as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    );
+                }
+            }
+            serve();
+            // SAFETY: ends the server without running the shell's exit handlers.
+            unsafe { libc::_exit(1) }
+        }
+        Forked::Parent { pid, pidfd, .. } => Ok((pid, pidfd)),
+    }
+}

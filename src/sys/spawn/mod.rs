@@ -35,7 +35,7 @@ use super::ns::{NsFd, NsGuard, NsKind};
 use super::rlimit::Limit;
 use super::rootfs::Rootfs;
 
-pub use clone::{fork, Forked};
+pub use clone::{fork, fork_server, Forked};
 
 /// How the child's root filesystem is set up.
 #[derive(Clone)]
