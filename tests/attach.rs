@@ -170,6 +170,18 @@ fn attach_takes_uid_caps_and_no_new_privs_and_honours_tools_at() {
     }
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     assert!(out.contains("boxgroup:x:1000:"), "{out}");
+    // Without CAP_SYS_CHROOT the attached identity cannot `ctrsh exec`: a clear refusal.
+    let out = rd
+        .ctrsh()
+        .args(["attach", &name, &ctrsh_bin(), "exec", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("chroot") && err.contains("CAP_SYS_CHROOT"),
+        "{err}"
+    );
 }
 
 /// Wait for a process whose command line is exactly `cmdline` (a child of `parent`'s tree).
