@@ -236,12 +236,14 @@ fn attach_to_bubblewrap_and_unshare_containers_by_pid() {
             &sleep_bw,
         ])
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("bwrap");
     let sleep_us = format!("sleep 302.{}", std::process::id());
     let mut us = Command::new("unshare")
         .args(["--fork", "--pid", "--mount-proc", "--uts", "sh", "-c"])
         .arg(format!("hostname us-{tag}; exec {sleep_us}"))
+        .stderr(Stdio::null())
         .spawn()
         .expect("unshare");
     let bw_pid = find_cmdline(&sleep_bw);
