@@ -138,6 +138,7 @@ fn debug_shell_serves_shells_in_the_target_and_checks_the_peer() {
         .args(["connect", &sock])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut fin = first.stdin.take().unwrap();
@@ -147,7 +148,13 @@ fn debug_shell_serves_shells_in_the_target_and_checks_the_peer() {
     fin.write_all(b"exit 4\n").unwrap();
     drop(fin);
     let o1 = first.wait_with_output().unwrap();
-    assert_eq!(o1.status.code(), Some(4));
+    assert_eq!(
+        o1.status.code(),
+        Some(4),
+        "{}{}",
+        String::from_utf8_lossy(&o1.stdout),
+        String::from_utf8_lossy(&o1.stderr)
+    );
     assert!(String::from_utf8_lossy(&o1.stdout).contains("first-42"));
 
     // An allowed uid gets in (as the target's identity); nobody does not.

@@ -384,46 +384,45 @@ pub fn connect(path: &str) -> Result<i32> {
     });
     let mut hello = msg(b'h', &size_bytes(&ws));
     hello.extend_from_slice(std::env::var("TERM").unwrap_or_default().as_bytes());
-    if let Err(e) = send_all(sock.as_fd(), &hello) {
-        // A server that refused us may have said why and closed before the hello.
-        let mut b = vec![0u8; 4096];
-        if let Ok(n) = nix::sys::socket::recv(
-            sock.as_raw_fd(),
-            &mut b,
-            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-        ) {
-            if let Some((b'e', body)) = b[..n].split_first() {
-                return Err(refused(path, body));
-            }
-        }
-        return Err(e.path(path));
-    }
+    // A server that refused us may have said why and closed before the hello: then the
+    // loop below reads its reason.
+    let hello_sent = send_all(sock.as_fd(), &hello).is_ok();
     let _fw = signals::Forwarding::start();
     let blocked = tty::Blocked::new(&tty::relay_signals())?;
     let _raw = tty::RawMode::enter(stdin)?;
     let mut input_open = true;
+    // A send that fails (the shell exited and the server closed, or it refused us) is not
+    // the end: what the server said last — the exit status, or why — is still to be read.
+    let mut can_send = hello_sent;
+    let mut reset_seen = false;
+    let send = |m: &[u8], can: &mut bool| {
+        if *can && send_all(sock.as_fd(), m).is_err() {
+            *can = false;
+        }
+    };
     let mut buf = vec![0u8; CHUNK + 64];
     loop {
         for sig in signals::take_all() {
             match sig {
                 Signal::SIGWINCH => {
                     if let Some(ws) = size_from.and_then(tty::winsize) {
-                        send_all(sock.as_fd(), &msg(b'w', &size_bytes(&ws)))?;
+                        send(&msg(b'w', &size_bytes(&ws)), &mut can_send);
                     }
                 }
                 s => return Ok(128 + s as i32),
             }
         }
         let mut fds = vec![pollfd(sock.as_fd(), libc::POLLIN)];
-        fds.push(pollfd(stdin, if input_open { libc::POLLIN } else { 0 }));
+        let reading = input_open && can_send;
+        fds.push(pollfd(stdin, if reading { libc::POLLIN } else { 0 }));
         tty::ppoll(&mut fds, None, &blocked.old)?;
         if fds[1].revents != 0 {
             match nix::unistd::read(stdin, &mut buf[..CHUNK]) {
-                Ok(n) if n > 0 => send_all(sock.as_fd(), &msg(b'd', &buf[..n]))?,
+                Ok(n) if n > 0 => send(&msg(b'd', &buf[..n]), &mut can_send),
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
                 _ => {
                     input_open = false;
-                    send_all(sock.as_fd(), b"e")?;
+                    send(b"e", &mut can_send);
                 }
             }
         }
@@ -435,22 +434,15 @@ pub fn connect(path: &str) -> Result<i32> {
             ) {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    // A server that closes with our input unread resets the connection; the
-                    // kernel reports that before the message it sent last: look once more.
-                    if e == Errno::ECONNRESET {
-                        if let Ok(n) = nix::sys::socket::recv(
-                            sock.as_raw_fd(),
-                            &mut buf,
-                            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-                        ) {
-                            if let Some((b'e', body)) = buf[..n].split_first() {
-                                return Err(refused(path, body));
-                            }
-                        }
-                    }
-                    return Err(SysError::os("connect", e).path(path).detail("recv"));
+                // A server that closes with our input unread resets the connection; the
+                // kernel reports that once, before the messages still queued for us (the
+                // exit status, or why we were refused): read on.
+                Err(Errno::ECONNRESET) if !reset_seen => {
+                    reset_seen = true;
+                    can_send = false;
+                    continue;
                 }
+                Err(e) => return Err(SysError::os("connect", e).path(path).detail("recv")),
             };
             match buf[..n].split_first() {
                 None => {
