@@ -310,7 +310,9 @@ fn eval(code: &str, args: Vec<String>) -> i32 {
 fn finish(shell: &Shell, outcome: Outcome, name: &str, print_value: bool) -> i32 {
     if let Outcome::Value(v) = &outcome {
         if print_value && !v.is_unit() {
-            println!("{}", show::for_eval(&shell.engine, v));
+            use std::io::Write;
+            // A closed pipe is the reader's choice, not an error of the script.
+            let _ = writeln!(std::io::stdout(), "{}", show::for_eval(&shell.engine, v));
         }
     }
     if let Outcome::Error(e) = &outcome {

@@ -393,7 +393,8 @@ fn children_are_killed_when_the_recipe_ends_unless_detached() {
     );
     assert!(running(&format!("{marker}-b")), "detached child was killed");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(bpid),
+        // A detached child leads a session and process group of its own: end all of it.
+        nix::unistd::Pid::from_raw(-bpid),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();

@@ -21,6 +21,7 @@ pub struct FnDoc {
 
 impl FnDoc {
     /// The example part of the text, if it has one.
+    #[cfg(test)]
     pub fn example(&self) -> Option<&str> {
         self.text
             .split_once("Example:")

@@ -57,19 +57,6 @@ pub fn is_owned(id: OwnId) -> bool {
     REGISTRY.with(|r| r.borrow().owned.iter().any(|o| o.id == id.0))
 }
 
-/// Tear one resource down now (e.g. `.delete()` on something the recipe created).
-pub fn teardown_one(id: OwnId) -> Result<(), SysError> {
-    let item = REGISTRY.with(|r| {
-        let mut r = r.borrow_mut();
-        let pos = r.owned.iter().position(|o| o.id == id.0)?;
-        Some(r.owned.remove(pos))
-    });
-    match item {
-        Some(o) => (o.teardown)(),
-        None => Ok(()),
-    }
-}
-
 /// Tear down everything still owned, newest first. Returns every failure.
 pub fn teardown_all() -> Vec<(String, SysError)> {
     let mut failures = Vec::new();

@@ -71,6 +71,24 @@ impl Shell {
             rhai::Token::Reserved(s) if &*s == "spawn" => rhai::Token::Identifier(s),
             other => other,
         });
+        // print() to a closed pipe (`ctrsh box.rhai | head -1`) ends the script as SIGPIPE
+        // would end a shell's writer, instead of a panic in println!.
+        engine.on_print(|s| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{s}").is_err() {
+                signals::set_pending(nix::sys::signal::Signal::SIGPIPE);
+            }
+        });
+        engine.on_debug(|s, src, pos| {
+            use std::io::Write;
+            let at = match (src, pos.line()) {
+                (Some(src), Some(l)) => format!("{src}:{l}: "),
+                (None, Some(l)) => format!("{l}: "),
+                _ => String::new(),
+            };
+            let _ = writeln!(std::io::stderr(), "{at}{s}");
+        });
         // Ctrl-C / SIGTERM stop a running evaluation between steps.
         engine.on_progress(|_| signals::take().map(|sig| Dynamic::from(control::Interrupt(sig))));
 

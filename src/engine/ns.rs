@@ -14,9 +14,6 @@ use crate::sys::ns::{self, NsFd, NsGuard, NsKind};
 pub struct Ns(pub Rc<NsFd>);
 
 impl Ns {
-    pub fn fd(&self) -> &NsFd {
-        &self.0
-    }
     fn show(&self) -> String {
         format!("Ns({}:[{}])", self.0.kind, self.0.inode)
     }

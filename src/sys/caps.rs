@@ -108,6 +108,7 @@ struct CapData {
 const CAP_V3: u32 = 0x2008_0522;
 
 /// The calling thread's (effective, permitted, inheritable) sets.
+#[cfg(test)]
 pub fn current() -> Result<(CapSet, CapSet, CapSet)> {
     let mut hdr = CapHeader {
         version: CAP_V3,
@@ -272,6 +273,7 @@ pub fn set_no_new_privs() -> Result<()> {
 
 /// The capability sets of process `pid` from /proc/PID/status (CapEff, CapPrm, CapInh,
 /// CapBnd, CapAmb), as masks.
+#[cfg(test)]
 pub fn of_pid(pid: i32) -> Result<Vec<(String, CapSet)>> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).map_err(|e| SysError::io("read", &e).path(&path))?;

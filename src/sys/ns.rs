@@ -159,16 +159,6 @@ impl NsFd {
         })
     }
 
-    /// Another handle to the same namespace.
-    pub fn try_clone(&self) -> Result<NsFd> {
-        let fd = self.fd.try_clone().map_err(|e| SysError::io("dup", &e))?;
-        Ok(NsFd {
-            kind: self.kind,
-            inode: self.inode,
-            fd,
-        })
-    }
-
     /// Move this process into the namespace.
     pub fn enter(&self) -> Result<()> {
         setns_fd(self.fd.as_fd(), self.kind)

@@ -14,8 +14,15 @@ use super::error::{Result, SysError};
 /// One bit per signal number received and not yet taken.
 static PENDING: AtomicU64 = AtomicU64::new(0);
 
-/// The signals that stop a running script.
-const INTERRUPTS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+/// The signals that stop a running script. SIGPIPE itself stays ignored (the Rust runtime
+/// ignores it); its bit is raised by a print to a closed standard output, so that the
+/// script stops as a shell pipeline's writer would (status 141) instead of spinning.
+const INTERRUPTS: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGPIPE,
+];
 
 /// The extra signals passed on to a waited-for child.
 const FORWARD_ONLY: [Signal; 4] = [

@@ -148,9 +148,8 @@ pub struct Pending {
     pub in_cgroup: bool,
 }
 
-/// A child that has exec'd its payload (or mini-init, which has).
+/// A child that has exec'd its payload (or mini-init, which has): its pidfd.
 pub struct Child {
-    pub pid: i32,
     pub pidfd: Option<OwnedFd>,
 }
 
@@ -274,9 +273,8 @@ impl Pending {
         drop(errors);
         if msg.is_empty() {
             let pidfd = self.pidfd.take();
-            let pid = self.pid;
             std::mem::forget(self);
-            return Ok(Child { pid, pidfd });
+            return Ok(Child { pidfd });
         }
         let err = report::decode(&msg).unwrap_or_else(|| {
             SysError::protocol(
