@@ -618,7 +618,6 @@ fn cgroups_print_readably() {
 
 /// spawn(#{ cgroup }) places the child before it runs anything: the program's first look
 /// at /proc/self/cgroup already shows the cgroup, in the v2 tree and in the v1 hierarchies.
-/// (The launcher's `cgroup` key is the lead's part; until it is wired this test skips.)
 #[test]
 fn spawn_places_the_child_into_the_cgroup_before_exec() {
     if !need_root() {

@@ -128,33 +128,6 @@ pub fn current() -> Result<(CapSet, CapSet, CapSet)> {
     ))
 }
 
-fn capset(set: CapSet) -> Result<()> {
-    let mut hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
-    };
-    let lo = set.0 as u32;
-    let hi = (set.0 >> 32) as u32;
-    let data = [
-        CapData {
-            effective: lo,
-            permitted: lo,
-            inheritable: lo,
-        },
-        CapData {
-            effective: hi,
-            permitted: hi,
-            inheritable: hi,
-        },
-    ];
-    // SAFETY: capset reads the header and two CapData structs, all valid for the call.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
-    if r < 0 {
-        return Err(SysError::last("capset").detail(format!("keep {:?}", set.names())));
-    }
-    Ok(())
-}
-
 fn prctl(op: &str, option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Result<()> {
     // SAFETY: the prctl options used here take integer arguments only.
     let r = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
@@ -199,19 +172,13 @@ pub fn drop_bounding(keep: CapSet, uid_change: bool) -> Result<()> {
 /// Second half, after the uid/gid change: set effective, permitted and inheritable to `keep`
 /// and raise the ambient set so a non-root payload keeps them across execve.
 pub fn apply(keep: CapSet) -> Result<()> {
-    capset(keep)?;
-    for cap in 0..=last_cap() {
-        if keep.contains(cap) {
-            prctl(
-                "raise ambient capability",
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                cap.into(),
-            )
-            .map_err(|e| e.name(NAMES.get(cap as usize).copied().unwrap_or("?")))?;
-        }
-    }
-    Ok(())
+    apply_state(&CapState {
+        eff: keep,
+        prm: keep,
+        inh: keep,
+        bnd: keep,
+        amb: keep,
+    })
 }
 
 /// Every capability set of a process, as another process has them (attach takes the
