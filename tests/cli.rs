@@ -393,3 +393,29 @@ fn hostile_scripts_never_panic() {
             .stderr(no_panic());
     }
 }
+
+/// `ctrsh ... | head -1`: printing into a pipe whose reader left ends the script as a
+/// shell pipeline's writer ends (141), with no internal error; spawning many children that
+/// exec before the shell writes to them is no reason to stop.
+#[test]
+fn a_closed_stdout_ends_the_script_quietly_and_spawns_never_raise_sigpipe() {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ctrsh"))
+        .arg("-e")
+        .arg("for i in 0..1000000 { print(i) }")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("internal error"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = eval_ok("let n = 0; for i in 0..300 { n += run(#{ cmd: [\"true\"] }); } n");
+    assert_eq!(out.trim(), "0");
+}

@@ -46,10 +46,12 @@ fn flag_handler() -> SigAction {
     )
 }
 
-/// Install the SIGINT/SIGTERM/SIGHUP handlers (idempotent).
+/// Install the SIGINT/SIGTERM/SIGHUP handlers (idempotent). SIGPIPE keeps the Rust
+/// runtime's SIG_IGN: a write to a pipe whose reader is gone (a child that already exec'd,
+/// a closed stdout) is an EPIPE error, never a signal.
 pub fn install() -> Result<()> {
     let act = flag_handler();
-    for sig in INTERRUPTS {
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only updates an atomic, which is async-signal-safe.
         unsafe { sigaction(sig, &act) }
             .map_err(|e| SysError::os("sigaction", e).name(sig.as_str()))?;

@@ -97,9 +97,7 @@ fn setup(plan: &Plan, go: &OwnedFd) -> Result<()> {
         user.enter()
             .map_err(|e| e.detail("joining the user namespace"))?;
     }
-    // Without maps to write or a caller's setup step there is nothing to wait for: the
-    // child goes on at once (one round trip less per spawn).
-    if plan.hold || plan.creates(NsKind::User) {
+    if plan.waits() {
         wait_for_go(go)?;
     }
 

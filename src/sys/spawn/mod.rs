@@ -121,6 +121,11 @@ impl Plan {
     pub fn joins(&self, k: NsKind) -> bool {
         self.join.iter().any(|(j, _)| *j == k)
     }
+    /// Whether the child waits for the parent's "go": when maps are to be written or the
+    /// caller holds it for a setup step. Otherwise it goes on at once (one round trip less).
+    pub fn waits(&self) -> bool {
+        self.hold || self.creates(NsKind::User)
+    }
     fn user_ns(&self) -> bool {
         self.creates(NsKind::User) || self.joins(NsKind::User)
     }
@@ -146,6 +151,8 @@ pub struct Pending {
     errors: Option<OwnedFd>,
     /// Whether CLONE_INTO_CGROUP placed it already.
     pub in_cgroup: bool,
+    /// Whether the child waits for "go" (see [`Plan::waits`]).
+    waits: bool,
 }
 
 /// A child that has exec'd its payload (or mini-init, which has): its pidfd.
@@ -231,6 +238,7 @@ pub fn start(plan: &Plan) -> Result<Pending> {
         go: Some(go_wr),
         errors: Some(err_rd),
         in_cgroup: into_cgroup,
+        waits: plan.waits(),
     };
     if plan.creates(NsKind::User) {
         write_maps(plan, pid)?; // on error `pending` is dropped: the child is killed
@@ -265,8 +273,10 @@ impl Pending {
     /// step that failed (the child is reaped then).
     pub fn go(mut self) -> Result<Child> {
         let go = self.go.take().expect("go pipe");
-        // EPIPE here means the child already died; its error message (if any) says why.
-        let _ = nix::unistd::write(&go, b"g");
+        if self.waits {
+            // EPIPE here means the child already died; its error message (if any) says why.
+            let _ = nix::unistd::write(&go, b"g");
+        }
         drop(go);
         let errors = self.errors.take().expect("error pipe");
         let msg = read_all(errors.as_raw_fd());
