@@ -703,3 +703,27 @@ fn a_cgroup_namespace_is_rooted_at_the_spawn_cgroup() {
         assert!(l.ends_with(":/"), "{l}\n{out}");
     }
 }
+
+/// Two cgroups under one parent that the first of them created: removing the creator while
+/// the other still uses the parent, then the other, leaves no directory behind.
+#[test]
+fn a_shared_parent_goes_with_the_last_cgroup_under_it() {
+    if !need_root() {
+        return;
+    }
+    let name = Name::new();
+    let out = eval_ok(&format!(
+        r#"
+        let a = cgroup("/{n}/a", #{{ limits: #{{ pids: 10 }} }});
+        let b = cgroup("/{n}/b", #{{ limits: #{{ pids: 10 }} }});
+        a.remove();
+        print(`after a: ${{path_exists("/sys/fs/cgroup/pids/{n}")}}`);
+        b.remove();
+        "#,
+        n = &*name
+    ));
+    if layout() != "unified" {
+        assert!(out.contains("after a: true"), "{out}");
+    }
+    // Name's drop asserts that nothing named like it is left in any hierarchy.
+}

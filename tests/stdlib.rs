@@ -325,7 +325,7 @@ fn ctr_limits_put_the_container_in_a_cgroup_that_goes_away() {
         .find_map(|l| l.strip_prefix("pid "))
         .and_then(|l| l.split(' ').next())
         .unwrap();
-    assert!(leftovers(&format!("ctrsh-ctr-{pid}")).is_empty());
+    assert!(leftovers(&format!("ctr-{pid}")).is_empty());
 }
 
 #[test]

@@ -200,6 +200,7 @@ impl Cgroup {
                 let cgpath = path::resolve(&home, path);
                 let dir = hier.dir_of(&cgpath)?;
                 let created = mkdir_p(hier, &dir)?;
+                super::remove::note_parents_made(&created, &dir);
                 dirs.push(Dir {
                     hier: (*hier).clone(),
                     cgpath,

@@ -78,6 +78,11 @@ impl Cgroup {
                 }
             }
         }
+        // Parents another handle of this process made and could not remove then (this one
+        // still used them): the last one out removes them.
+        for d in self.dirs.iter().filter(|d| which(d)) {
+            remove_orphaned_parents(&d.path);
+        }
         match first {
             Some(e) => Err(e),
             None => Ok(()),
@@ -182,4 +187,38 @@ fn remove_tree(version: Version, dir: &Path, freezer: Option<&Path>) -> Result<(
         return Err(e.path(dir).detail("still busy after 5 s"));
     }
     Ok(())
+}
+
+thread_local! {
+    /// Intermediate directories any cgroup handle of this process created (not the leaves).
+    static PARENTS_MADE: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Remember the parents a handle created above its leaf `leaf`.
+pub(super) fn note_parents_made(created: &[PathBuf], leaf: &Path) {
+    PARENTS_MADE.with(|m| {
+        let mut m = m.borrow_mut();
+        for p in created.iter().filter(|p| p.as_path() != leaf) {
+            if !m.contains(p) {
+                m.push(p.clone());
+            }
+        }
+    });
+}
+
+/// Remove the parents of `leaf` that this process made, innermost first, while they are
+/// empty; a parent still in use stays (and is tried again by the next removal).
+fn remove_orphaned_parents(leaf: &Path) {
+    PARENTS_MADE.with(|m| {
+        let mut m = m.borrow_mut();
+        let mut mine: Vec<PathBuf> = m.iter().filter(|p| leaf.starts_with(p)).cloned().collect();
+        mine.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for p in mine {
+            match std::fs::remove_dir(&p) {
+                Ok(()) => m.retain(|q| q != &p),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => m.retain(|q| q != &p),
+                Err(_) => break, // still used: its own parents are too
+            }
+        }
+    });
 }
