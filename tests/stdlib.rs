@@ -236,7 +236,7 @@ fn ctr_container_defaults_run_sh_as_root_with_only_lo() {
     let out = ctrsh()
         .arg("-e")
         .arg(r#"import "ctr" as ctr; exit(ctr::container(#{ cmd: ["sh"] }).wait())"#)
-        .write_stdin("id -u; hostname; cat /proc/net/dev | tail -n +3 | cut -d: -f1; ls /usr/bin/ls; touch /usr/x 2>/dev/null || echo ro; exit 3\n")
+        .write_stdin("id -u; hostname; cat /etc/hostname; grep -c localhost /etc/hosts; cat /proc/net/dev | tail -n +3 | cut -d: -f1; ls /usr/bin/ls; touch /usr/x 2>/dev/null || echo ro; exit 3\n")
         .output()
         .unwrap();
     let s = String::from_utf8_lossy(&out.stdout);
@@ -247,7 +247,7 @@ fn ctr_container_defaults_run_sh_as_root_with_only_lo() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = s.lines().map(str::trim).collect();
-    assert_eq!(lines, ["0", "ctr", "lo", "/usr/bin/ls", "ro"]);
+    assert_eq!(lines, ["0", "ctr", "ctr", "2", "lo", "/usr/bin/ls", "ro"]);
 }
 
 #[test]
