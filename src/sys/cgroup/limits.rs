@@ -311,6 +311,22 @@ pub fn v1_writes(l: &Limits) -> Result<Vec<Write>> {
 }
 
 #[cfg(test)]
+impl Limits {
+    /// One value of every kind, for the translation tests here and in `cgroup::tests`.
+    pub(crate) fn every_kind() -> Limits {
+        Limits {
+            memory: Some(Max::Val(64 << 20)),
+            memory_swap: Some(Max::Val(0)),
+            pids: Some(Max::Val(100)),
+            cpu: Some(Max::Val(50_000)),
+            cpu_weight: Some(100),
+            cpuset: Some("0".into()),
+            cpuset_mems: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -368,18 +384,6 @@ mod tests {
         }
     }
 
-    fn all() -> Limits {
-        Limits {
-            memory: Some(Max::Val(64 << 20)),
-            memory_swap: Some(Max::Val(0)),
-            pids: Some(Max::Val(100)),
-            cpu: Some(Max::Val(50_000)),
-            cpu_weight: Some(100),
-            cpuset: Some("0".into()),
-            cpuset_mems: None,
-        }
-    }
-
     fn pairs(ws: &[Write]) -> Vec<(&str, &str)> {
         ws.iter().map(|w| (w.file, w.value.as_str())).collect()
     }
@@ -387,7 +391,7 @@ mod tests {
     #[test]
     fn v2_translation() {
         assert_eq!(
-            pairs(&v2_writes(&all())),
+            pairs(&v2_writes(&Limits::every_kind())),
             [
                 ("memory.max", "67108864"),
                 ("memory.swap.max", "0"),
@@ -406,12 +410,15 @@ mod tests {
             pairs(&v2_writes(&l)),
             [("memory.max", "max"), ("cpu.max", "max 100000")]
         );
-        assert_eq!(all().controllers(), ["memory", "pids", "cpu", "cpuset"]);
+        assert_eq!(
+            Limits::every_kind().controllers(),
+            ["memory", "pids", "cpu", "cpuset"]
+        );
     }
 
     #[test]
     fn v1_translation() {
-        let ws = v1_writes(&all()).unwrap();
+        let ws = v1_writes(&Limits::every_kind()).unwrap();
         assert_eq!(
             pairs(&ws),
             [

@@ -166,18 +166,6 @@ fn legacy() -> Fake {
     f
 }
 
-fn all_limits() -> Limits {
-    Limits {
-        memory: Some(Max::Val(64 << 20)),
-        memory_swap: Some(Max::Val(0)),
-        pids: Some(Max::Val(100)),
-        cpu: Some(Max::Val(50_000)),
-        cpu_weight: Some(100),
-        cpuset: Some("0".into()),
-        cpuset_mems: None,
-    }
-}
-
 /// Pre-create the leaf in every hierarchy of a hybrid fake (the kernel would fill it).
 fn hybrid_leaf(f: &Fake, name: &str) {
     cgdir(&f.path(&format!("unified/{name}")), V2_FILES);
@@ -198,7 +186,7 @@ fn unified_limits_go_to_v2_files_and_controllers_get_enabled_down_the_path() {
         "cpu memory pids",
     );
     cgdir(&f.path("cg/user.slice/s.scope/box"), V2_FILES);
-    let cg = Cgroup::create(&f.h, "box", &all_limits(), &[]).unwrap();
+    let cg = Cgroup::create(&f.h, "box", &Limits::every_kind(), &[]).unwrap();
     assert_eq!(cg.path, "/user.slice/s.scope/box");
     assert_eq!(cg.dirs.len(), 1);
     assert!(cg.v2_fd().is_some());
@@ -291,7 +279,7 @@ fn a_failure_half_way_removes_what_was_created() {
 fn hybrid_limits_go_to_the_v1_hierarchies_and_membership_to_all() {
     let f = hybrid(true);
     hybrid_leaf(&f, "box");
-    let cg = Cgroup::create(&f.h, "box", &all_limits(), &[]).unwrap();
+    let cg = Cgroup::create(&f.h, "box", &Limits::every_kind(), &[]).unwrap();
     let keys: Vec<String> = cg.dirs.iter().map(|d| d.hier.key()).collect();
     assert_eq!(keys, ["unified", "memory", "pids", "cpu,cpuacct", "cpuset"]);
     assert_eq!(cg.path, "/box");
