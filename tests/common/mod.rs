@@ -22,7 +22,11 @@ pub fn eval(code: &str) -> Output {
 
 /// Run `ctrsh -e CODE`, assert success, return stdout.
 pub fn eval_ok(code: &str) -> String {
-    let out = eval(code);
+    stdout_of_success(code, eval(code))
+}
+
+/// Assert that `ctrsh -e CODE` succeeded (showing everything if not) and return stdout.
+pub fn stdout_of_success(code: &str, out: Output) -> String {
     assert!(
         out.status.success(),
         "ctrsh -e failed ({:?})\n--- code\n{code}\n--- stdout\n{}\n--- stderr\n{}",
@@ -91,14 +95,7 @@ impl RunDir {
             .arg(code)
             .output()
             .expect("run ctrsh");
-        assert!(
-            out.status.success(),
-            "ctrsh -e failed ({:?})\n--- code\n{code}\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
+        stdout_of_success(code, out)
     }
 
     /// The pid recorded for `name`, if its state exists.
