@@ -616,6 +616,17 @@ fn cgroups_print_readably() {
     assert!(first.contains("pids"), "{out}");
 }
 
+/// /proc/self/cgroup as a child spawned into a new cgroup `name` (pids: 20) sees it, with
+/// `extra` spawn keys.
+fn child_cgroup_file(name: &str, extra: &str) -> String {
+    eval_ok(&format!(
+        r#"
+        let cg = cgroup("{name}", #{{ limits: #{{ pids: 20 }} }});
+        print(output(#{{ cmd: ["cat", "/proc/self/cgroup"], cgroup: cg, {extra} }}).stdout);
+        "#
+    ))
+}
+
 /// spawn(#{ cgroup }) places the child before it runs anything: the program's first look
 /// at /proc/self/cgroup already shows the cgroup, in the v2 tree and in the v1 hierarchies.
 #[test]
@@ -624,17 +635,7 @@ fn spawn_places_the_child_into_the_cgroup_before_exec() {
         return;
     }
     let name = Name::new();
-    let out = eval(&format!(
-        r#"
-        let cg = cgroup("{n}", #{{ limits: #{{ pids: 20 }} }});
-        let r = output(#{{ cmd: ["cat", "/proc/self/cgroup"], cgroup: cg }});
-        print(r.stdout);
-        "#,
-        n = &*name
-    ));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = child_cgroup_file(&name, "");
     let lines: Vec<&str> = stdout.lines().collect();
     let placed = |key: &str| {
         lines
@@ -690,13 +691,7 @@ fn a_cgroup_namespace_is_rooted_at_the_spawn_cgroup() {
         return;
     }
     let name = Name::new();
-    let out = eval_ok(&format!(
-        r#"
-        let cg = cgroup("{n}", #{{ limits: #{{ pids: 20 }} }});
-        print(output(#{{ cmd: ["cat", "/proc/self/cgroup"], cgroup: cg, ns: ["cgroup"] }}).stdout);
-        "#,
-        n = &*name
-    ));
+    let out = child_cgroup_file(&name, r#"ns: ["cgroup"],"#);
     let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
     assert!(!lines.is_empty());
     for l in lines {
