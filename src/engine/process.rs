@@ -36,6 +36,8 @@ struct State {
     what: RefCell<String>,
     /// The master of its pty (spawn with tty): relayed while the script waits.
     tty: RefCell<Option<OwnedFd>>,
+    /// It is init of a pid namespace of its own: killing it ends everything it started.
+    pid_ns: Cell<bool>,
 }
 
 impl Process {
@@ -51,12 +53,18 @@ impl Process {
                 own: Cell::new(None),
                 what: RefCell::new(what),
                 tty: RefCell::new(None),
+                pid_ns: Cell::new(false),
             }),
         };
         if !detach {
             p.adopt();
         }
         p
+    }
+
+    /// Note that it is init of a pid namespace of its own (teardown needs no /proc scan).
+    pub fn mark_pid_namespace(&self) {
+        self.state.pid_ns.set(true);
     }
 
     /// Own the process from now on: it is killed and reaped when the recipe ends.
@@ -90,6 +98,7 @@ impl Process {
                 own: Cell::new(None),
                 what: RefCell::new(what),
                 tty: RefCell::new(None),
+                pid_ns: Cell::new(false),
             }),
         })
     }
@@ -244,7 +253,11 @@ impl Process {
         }
         // What it started goes too (a process in a pid namespace of its own takes the
         // namespace with it; without one, its descendants are found in /proc).
-        let tree = crate::sys::proctree::descendants(self.pid);
+        let tree = if self.state.pid_ns.get() {
+            Vec::new()
+        } else {
+            crate::sys::proctree::descendants(self.pid)
+        };
         let _ = self.signal(libc::SIGKILL);
         for p in tree {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);

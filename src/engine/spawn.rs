@@ -738,6 +738,9 @@ pub fn launch_with(
         .map_err(|e| sys_err(SysError::io("dup(pidfd)", &e)))?;
     // Owned from the start: if anything below fails the handle is torn down with the rest.
     let p = Process::child(pending.pid(), pidfd, prep.what.clone(), true);
+    if prep.plan.creates(crate::sys::ns::NsKind::Pid) {
+        p.mark_pid_namespace();
+    }
     if let Some(cg) = &prep.cgroup {
         // v1 hierarchies (and v2 where clone3 could not place it) before anything runs.
         if !pending.in_cgroup || cg.has_v1() {
