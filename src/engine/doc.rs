@@ -30,17 +30,7 @@ pub fn stdlib_fns(engine: &Engine) -> Vec<ModuleFn> {
             if f.access == rhai::FnAccess::Private {
                 continue;
             }
-            // A comment entry may hold several `///` lines.
-            let text = f
-                .comments
-                .iter()
-                .flat_map(|c| c.lines())
-                .map(|l| {
-                    let l = l.trim_start().trim_start_matches("///");
-                    l.strip_prefix(' ').unwrap_or(l)
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let text = doc_comment(text, f.name, f.params.len());
             let alias = module.rsplit('/').next().unwrap_or(&module);
             out.push(ModuleFn {
                 module: module.clone(),
@@ -50,6 +40,55 @@ pub fn stdlib_fns(engine: &Engine) -> Vec<ModuleFn> {
         }
     }
     out
+}
+
+/// The `///` lines right above the definition of `name` with `nparams` parameters in a module's
+/// source (rhai keeps comments in its AST only with its `metadata` feature, which ctrsh leaves
+/// off for start-up time).
+fn doc_comment(source: &str, name: &str, nparams: usize) -> String {
+    let lines: Vec<&str> = source.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if defines(line, name, nparams) {
+            let mut doc: Vec<&str> = lines[..i]
+                .iter()
+                .rev()
+                .map(|l| l.trim_start())
+                .take_while(|l| l.starts_with("///"))
+                .map(|l| {
+                    let l = l.trim_start_matches("///");
+                    l.strip_prefix(' ').unwrap_or(l)
+                })
+                .collect();
+            doc.reverse();
+            return doc.join("\n");
+        }
+    }
+    String::new()
+}
+
+/// Is `line` the start of `fn name(a, b, ...)` (optionally `private`, or a `fn map.name`
+/// method) with `nparams` parameters?
+fn defines(line: &str, name: &str, nparams: usize) -> bool {
+    let l = line.trim_start();
+    let l = l.strip_prefix("private ").unwrap_or(l).trim_start();
+    let Some(rest) = l.strip_prefix("fn ") else {
+        return false;
+    };
+    let rest = rest.trim_start();
+    let rest = match rest.split_once('(') {
+        Some((head, tail)) => {
+            let head = head.trim_end();
+            let head = head.rsplit_once('.').map_or(head, |(_, n)| n);
+            if head != name {
+                return false;
+            }
+            tail
+        }
+        None => return false,
+    };
+    let params = rest.split(')').next().unwrap_or("");
+    let count = params.split(',').filter(|p| !p.trim().is_empty()).count();
+    count == nparams
 }
 
 fn render_native(d: &FnDoc) -> String {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod attach;
+pub mod builtins;
 pub mod cgroup;
 pub mod check;
 pub mod cleanup;
@@ -120,20 +121,7 @@ impl Shell {
     /// completion).
     pub fn known_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.docs.iter().map(|d| d.name.clone()).collect();
-        for sig in self.engine.gen_fn_signatures(true) {
-            let sig = sig.trim_start_matches("fn ");
-            let name = sig.split('(').next().unwrap_or("").trim();
-            if !name.is_empty()
-                && name
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_alphabetic() || c == '_')
-                && !name.starts_with("get$")
-                && !name.starts_with("set$")
-            {
-                names.push(name.to_string());
-            }
-        }
+        names.extend(builtins::RHAI_NAMES.iter().map(|n| n.to_string()));
         names.sort();
         names.dedup();
         names
@@ -192,6 +180,21 @@ mod tests {
                 d.signature
             );
         }
+        for f in doc::stdlib_fns(&shell.engine) {
+            assert!(
+                f.text.contains("Example:"),
+                "stdlib {} has no Example: in its doc comment",
+                f.signature
+            );
+        }
+    }
+
+    /// Every function registered in the engine has a reference entry (rhai lists what was
+    /// registered only with its `metadata` feature: `cargo test --features rhai-metadata`).
+    #[cfg(feature = "rhai-metadata")]
+    #[test]
+    fn every_registered_function_is_documented() {
+        let shell = Shell::new(None);
         let documented: HashSet<&str> = shell.docs.iter().map(|d| d.name.as_str()).collect();
         for sig in shell.engine.gen_fn_signatures(false) {
             let name = sig
@@ -212,13 +215,38 @@ mod tests {
                 "registered but undocumented: {sig}"
             );
         }
-        for f in doc::stdlib_fns(&shell.engine) {
-            assert!(
-                f.text.contains("Example:"),
-                "stdlib {} has no Example: in its doc comment",
-                f.signature
-            );
-        }
+    }
+
+    /// builtins::RHAI_NAMES is exactly the names of rhai's standard package (less the one
+    /// function that exists only with `metadata`).
+    #[cfg(feature = "rhai-metadata")]
+    #[test]
+    fn builtin_names_match_rhai() {
+        let shell = Shell::new(None);
+        let ours: HashSet<String> = shell.engine.gen_fn_signatures(false).into_iter().collect();
+        let mut names: Vec<String> = shell
+            .engine
+            .gen_fn_signatures(true)
+            .into_iter()
+            .filter(|sig| !ours.contains(sig))
+            .map(|sig| {
+                let sig = sig.trim_start_matches("fn ");
+                sig.split('(').next().unwrap_or("").trim().to_string()
+            })
+            .filter(|n| {
+                n.starts_with(|c: char| c.is_alphabetic() || c == '_')
+                    && !n.starts_with("get$")
+                    && !n.starts_with("set$")
+                    && n != "get_fn_metadata_list"
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        let listed: Vec<String> = builtins::RHAI_NAMES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            listed, names,
+            "update src/engine/builtins.rs to rhai's list"
+        );
     }
 
     #[test]
