@@ -252,11 +252,13 @@ impl Process {
             return Ok(());
         }
         // What it started goes too (a process in a pid namespace of its own takes the
-        // namespace with it; without one, its descendants are found in /proc).
+        // namespace with it; without one, its descendants are found in /proc — stopped
+        // first, so none can fork a child the scan would miss).
         let tree = if self.state.pid_ns.get() {
             Vec::new()
         } else {
-            crate::sys::proctree::descendants(self.pid)
+            let _ = self.signal(libc::SIGSTOP);
+            crate::sys::proctree::stop_descendants(self.pid)
         };
         let _ = self.signal(libc::SIGKILL);
         for p in tree {

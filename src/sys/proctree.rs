@@ -29,6 +29,33 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
+/// Stop every descendant of `pid` with SIGSTOP and return them, parents before children.
+/// The caller stops `pid` itself first. A stopped process cannot fork (a signal pending
+/// during fork(2) makes the kernel restart the call), so scanning again until a scan finds
+/// nothing new catches every child started while the tree was being stopped: the single
+/// snapshot of [`descendants`] misses a child forked between the scan and the kill.
+/// Orphans already re-parented to init are out of reach (a pid namespace or a cgroup is
+/// what holds a tree for sure).
+pub fn stop_descendants(pid: i32) -> Vec<i32> {
+    let mut stopped: Vec<i32> = Vec::new();
+    loop {
+        let fresh: Vec<i32> = descendants(pid)
+            .into_iter()
+            .filter(|p| !stopped.contains(p))
+            .collect();
+        if fresh.is_empty() {
+            return stopped;
+        }
+        for &p in &fresh {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGSTOP,
+            );
+        }
+        stopped.extend(fresh);
+    }
+}
+
 /// The parent pid from /proc/PID/stat (the field after the parenthesised command name,
 /// which may itself contain spaces and parentheses).
 fn parent_of(pid: i32) -> Option<i32> {
@@ -57,6 +84,34 @@ mod tests {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        let _ = c.wait();
+    }
+
+    #[test]
+    fn stopping_catches_children_forked_during_the_scan() {
+        // A shell that forks as fast as it can: a single snapshot then kill would miss the
+        // newest child; stop-and-rescan must leave nothing running.
+        let mut c = std::process::Command::new("sh")
+            .args(["-c", "while :; do sleep 5 & done"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let root = nix::unistd::Pid::from_raw(c.id() as i32);
+        nix::sys::signal::kill(root, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let tree = stop_descendants(c.id() as i32);
+        assert!(!tree.is_empty());
+        // Nothing new appears while everything is stopped.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let again = descendants(c.id() as i32);
+        let extra: Vec<_> = again.iter().filter(|p| !tree.contains(p)).collect();
+        assert!(extra.is_empty(), "new children after stopping: {extra:?}");
+        for p in tree {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = c.kill();
         let _ = c.wait();
     }
 }
