@@ -11,8 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-300}
-cargo build --release --quiet
-ctrsh=$PWD/target/release/ctrsh
+. bench/build.sh
 work=$(mktemp -d /tmp/ctrsh-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -o "$work/ctr0" ../shared/bench/src/ctr0.c

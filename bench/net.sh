@@ -21,8 +21,8 @@ W=$(mktemp -d /tmp/ctrsh-bench-net.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 
 [[ $(id -u) == 0 ]] || { echo "bench/net.sh: run as root" >&2; exit 2; }
-cargo build --release --quiet
-CTRSH=$PWD/target/release/ctrsh
+. bench/build.sh
+CTRSH=$ctrsh
 gcc -O2 -o "$W/nlnet" "$SHARED/src/nlnet.c"
 # nlnet needs /run/netns to exist as a shared mount, as `ip netns add` leaves it.
 if ! mountpoint -q /run/netns; then ip netns add "ctrsh-bench-$$" && ip netns del "ctrsh-bench-$$"; fi

@@ -3,8 +3,7 @@
 # written in today. Not a test: prints hyperfine's table. Usage: bench/startup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-ctrsh=target/release/ctrsh
+. bench/build.sh
 command -v hyperfine >/dev/null || { echo "hyperfine is needed: apt-get install hyperfine" >&2; exit 1; }
 hyperfine -N --warmup 20 --runs 300 \
     "$ctrsh -e 1" \
