@@ -10,7 +10,7 @@
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
 use super::error::SysError;
 use super::wait::status_code;
@@ -26,38 +26,37 @@ pub const FORWARDED: [Signal; 7] = [
     Signal::SIGWINCH,
 ];
 
-/// Fork the payload and act as init until it exits. `payload` runs in the forked child with
-/// the signal mask it had before; it should exec or exit (if it returns, the child exits
-/// with status 125). Returns only when init could not start the payload.
+/// Start the payload and act as init until it exits. `payload` runs in the child, which
+/// shares init's memory until it execs ([`super::spawn::vfork`]: init is a copy of the
+/// whole shell, and copying it again for a process that only execs is most of what
+/// starting the payload would cost). It should exec or exit (if it returns, the child exits
+/// with status 125); signals stay blocked in it until it resets them before exec. Returns
+/// only when init could not start the payload.
 pub fn run(payload: impl FnOnce()) -> SysError {
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
     for s in FORWARDED {
         set.add(s);
     }
-    let mut old = SigSet::empty();
-    if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
-    {
+    if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None) {
         return SysError::os("init: sigprocmask", e);
     }
-    // SAFETY: the process is single-threaded (it is a fresh clone of a single-threaded
-    // one), so the child may run arbitrary code after fork.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => SysError::os("init: fork", e),
-        Ok(ForkResult::Child) => {
-            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-            payload();
-            // SAFETY: ends the payload child without the shell's cleanup.
-            unsafe { libc::_exit(125) }
+    let mut payload = Some(payload);
+    let started = super::spawn::vfork(&mut || {
+        if let Some(f) = payload.take() {
+            f();
         }
-        Ok(ForkResult::Parent { child }) => {
+    });
+    match started {
+        Err(e) => e.detail("init: starting the payload"),
+        Ok(child) => {
             // init keeps nothing of the launcher's: the payload owns the descriptors now,
             // and the launcher sees the error pipe close when the payload execs. Nor the
             // caller's standard streams: a detached container's init must not keep the
             // pipe of `ctrsh -e 'spawn(...)' | cat` open after ctrsh has exited.
             super::exec::close_from(3);
             release_stdio();
-            supervise(child, &set)
+            supervise(Pid::from_raw(child), &set)
         }
     }
 }

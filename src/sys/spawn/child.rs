@@ -11,6 +11,7 @@ use nix::unistd::{Gid, Uid};
 use super::{report, Plan, Root};
 use crate::sys::error::{Result, SysError};
 use crate::sys::fsmount::{self, FsBuilder, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID};
+use crate::sys::idmap::Which;
 use crate::sys::ns::{self, NsKind};
 use crate::sys::{attach, caps, exec, init, mount, rlimit, rootfs, safepath, tty, unixsock};
 
@@ -102,7 +103,7 @@ fn setup(plan: &Plan, go: &OwnedFd) -> Result<()> {
     }
 
     if plan.user_ns() {
-        become_root_inside()?;
+        become_root_inside(plan)?;
         // setresuid made us non-dumpable: the parent (and attach) must still be able to
         // open /proc/PID/ns/* and write maps of our children.
         prctl("prctl(PR_SET_DUMPABLE)", libc::PR_SET_DUMPABLE, 1)?;
@@ -168,8 +169,11 @@ fn wait_for_go(go: &OwnedFd) -> Result<()> {
 
 /// In a new user namespace the child starts with unmapped (overflow) ids: become uid and
 /// gid 0 inside where 0 is mapped, so files it creates have an owner.
-fn become_root_inside() -> Result<()> {
-    let mapped = |file: &str| {
+fn become_root_inside(plan: &Plan) -> Result<()> {
+    let mapped = |which: Which, file: &str| {
+        if let Some(known) = plan.maps_root(which) {
+            return known;
+        }
         std::fs::read_to_string(file)
             .map(|t| {
                 t.lines().any(|l| {
@@ -182,11 +186,11 @@ fn become_root_inside() -> Result<()> {
             })
             .unwrap_or(false)
     };
-    if mapped("/proc/self/gid_map") {
+    if mapped(Which::Gid, "/proc/self/gid_map") {
         nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
             .map_err(|e| SysError::os("setresgid", e).name("0"))?;
     }
-    if mapped("/proc/self/uid_map") {
+    if mapped(Which::Uid, "/proc/self/uid_map") {
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
             .map_err(|e| SysError::os("setresuid", e).name("0"))?;
     }

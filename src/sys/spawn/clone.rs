@@ -158,3 +158,64 @@ pub fn fork_server(detach: bool, serve: impl FnOnce()) -> Result<(i32, Option<Ow
         Forked::Parent { pid, pidfd, .. } => Ok((pid, pidfd)),
     }
 }
+
+/// Size of the stack a [`vfork`] child runs on (mapped lazily: only touched pages cost).
+const VFORK_STACK: usize = 1 << 20;
+
+/// Start a child that shares this process's memory until it execs (CLONE_VM|CLONE_VFORK,
+/// as posix_spawn does): no page tables are copied and no copy-on-write faults follow, which
+/// is what a process that only prepares and execs a program needs. This process is
+/// suspended until the child execs or exits. `child` runs in the child on a stack of its
+/// own and must end in execve or `_exit`; if it returns or panics, the child exits 125.
+///
+/// The child may allocate (the heap it changes is this process's, consistent again when it
+/// execs: nothing else runs meanwhile in a single-threaded process). Kernel state is the
+/// child's own: descriptors, credentials, signal dispositions, cwd, limits.
+pub fn vfork(child: &mut dyn FnMut()) -> Result<i32> {
+    // SAFETY: an anonymous private mapping; checked for MAP_FAILED below.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            VFORK_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(SysError::last("vfork: mmap stack"));
+    }
+    // The lowest page guards against overflow: a fault there, not a write into the heap.
+    // SAFETY: the first page of the mapping just made.
+    unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
+
+    extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&mut &mut dyn FnMut()` passed to clone below, alive because
+        // the parent is suspended in clone until this child execs or exits.
+        let f = unsafe { &mut *(arg as *mut &mut dyn FnMut()) };
+        // A panic must not unwind past this frame: there is nothing above it on this stack.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(125) }
+    }
+    let mut f: &mut dyn FnMut() = child;
+    // SAFETY: the stack top is the end of the mapping (stacks grow down; 16-byte aligned as
+    // mmap returns page-aligned memory). CLONE_VFORK keeps this frame, `f` and the stack
+    // alive until the child no longer uses them.
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            (stack as *mut u8).add(VFORK_STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut f as *mut &mut dyn FnMut()).cast(),
+        )
+    };
+    let err = (pid < 0).then(|| SysError::last("vfork: clone"));
+    // SAFETY: the child has exec'd or exited: the stack is no longer in use.
+    unsafe { libc::munmap(stack, VFORK_STACK) };
+    match err {
+        Some(e) => Err(e),
+        None => Ok(pid),
+    }
+}

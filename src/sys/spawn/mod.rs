@@ -35,7 +35,7 @@ use super::ns::{NsFd, NsGuard, NsKind};
 use super::rlimit::Limit;
 use super::rootfs::Rootfs;
 
-pub use clone::{fork, fork_server, Forked};
+pub use clone::{fork, fork_server, vfork, Forked};
 
 /// How the child's root filesystem is set up.
 #[derive(Clone)]
@@ -128,6 +128,22 @@ impl Plan {
     }
     fn user_ns(&self) -> bool {
         self.creates(NsKind::User) || self.joins(NsKind::User)
+    }
+    /// Whether id 0 is mapped in a user namespace this plan creates (the maps are written
+    /// by the parent before "go": the child need not read them back). None when the
+    /// namespace is joined: its maps are only known from /proc.
+    fn maps_root(&self, which: Which) -> Option<bool> {
+        if !self.creates(NsKind::User) {
+            return None;
+        }
+        let map = match which {
+            Which::Uid => self.uid_map.as_ref(),
+            Which::Gid => self.gid_map.as_ref(),
+        };
+        // No map given: write_maps writes `0 <own id> 1`.
+        Some(map.map_or(true, |m| {
+            m.ranges.iter().any(|r| r.inside == 0 && r.count > 0)
+        }))
     }
     /// Whether a fresh /proc is mounted (new mnt and pid namespaces and no rootfs plan that
     /// decides for itself).
