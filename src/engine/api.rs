@@ -4,19 +4,23 @@
 //! records a [`FnDoc`] (signature, text, example) beside the Rhai registration. `ctrsh doc`
 //! prints these, and a test checks that every registered name has one with an example.
 
+use std::borrow::Cow;
+
 use rhai::{Engine, FuncRegistration, RhaiNativeFunc, Variant};
 
-/// The reference entry of one script function, method or property.
+/// The reference entry of one script function, method or property. Borrowed from the
+/// binary's own text (built at every start-up for ~400 functions: copies would cost
+/// ~1200 allocations and the whole reference text in heap).
 #[derive(Debug, Clone)]
 pub struct FnDoc {
     /// The name scripts call ("veth", or "set_up" for the method `Link.set_up`).
-    pub name: String,
+    pub name: &'static str,
     /// How it is called, e.g. `veth(name_a: string, name_b: string, opts: map) -> array`.
-    pub signature: String,
+    pub signature: Cow<'static, str>,
     /// The domain it belongs to ("core", "ns", "net" ...), for grouping.
     pub domain: &'static str,
     /// What it does; must contain an `Example:` section.
-    pub text: String,
+    pub text: &'static str,
 }
 
 impl FnDoc {
@@ -51,9 +55,9 @@ impl<'a> Api<'a> {
     /// `Example:` section.
     pub fn func<A: 'static, const N: usize, const X: bool, R, const F: bool, FUNC>(
         &mut self,
-        name: &str,
-        signature: &str,
-        text: &str,
+        name: &'static str,
+        signature: &'static str,
+        text: &'static str,
         func: FUNC,
     ) -> &mut Self
     where
@@ -71,13 +75,13 @@ impl<'a> Api<'a> {
     pub fn getter<T: Variant + Clone, R: Variant + Clone>(
         &mut self,
         ty: &str,
-        name: &str,
-        text: &str,
+        name: &'static str,
+        text: &'static str,
         get: impl Fn(&mut T) -> R + 'static,
     ) -> &mut Self {
         self.engine.register_get(name, move |t: &mut T| get(t));
         let ret = short_type_name::<R>();
-        self.doc(name, &format!("{ty}.{name} -> {ret}"), text);
+        self.push(name, format!("{ty}.{name} -> {ret}").into(), text);
         self
     }
 
@@ -89,12 +93,26 @@ impl<'a> Api<'a> {
 
     /// Add a reference entry without registering anything (for names the engine handles
     /// itself, e.g. functions rhai provides that ctrsh documents).
-    pub fn doc(&mut self, name: &str, signature: &str, text: &str) -> &mut Self {
+    pub fn doc(
+        &mut self,
+        name: &'static str,
+        signature: &'static str,
+        text: &'static str,
+    ) -> &mut Self {
+        self.push(name, signature.into(), text)
+    }
+
+    fn push(
+        &mut self,
+        name: &'static str,
+        signature: Cow<'static, str>,
+        text: &'static str,
+    ) -> &mut Self {
         self.docs.push(FnDoc {
-            name: name.to_string(),
-            signature: signature.to_string(),
+            name,
+            signature,
             domain: self.domain,
-            text: text.trim_matches('\n').to_string(),
+            text: text.trim_matches('\n'),
         });
         self
     }

@@ -92,7 +92,7 @@ fn defines(line: &str, name: &str, nparams: usize) -> bool {
 }
 
 fn render_native(d: &FnDoc) -> String {
-    format!("{}\n{}\n", d.signature, indent(&d.text))
+    format!("{}\n{}\n", d.signature, indent(d.text))
 }
 
 fn render_module_fn(f: &ModuleFn) -> String {
@@ -172,7 +172,7 @@ pub fn render(engine: &Engine, docs: &[FnDoc], name: Option<&str>) -> Result<Str
                 out.push('\n');
             }
             if out.is_empty() {
-                let mut names: Vec<String> = docs.iter().map(|d| d.name.clone()).collect();
+                let mut names: Vec<String> = docs.iter().map(|d| d.name.to_string()).collect();
                 names.extend(module_fns.iter().map(|f| f.module.clone()));
                 let near = nearest(short, &names, 3);
                 return Err(if near.is_empty() {

@@ -929,7 +929,10 @@ fn exec_fn(argv: Dynamic) -> RResult<()> {
     Err(sys_err(err))
 }
 
-const SPEC_DOC: &str = r#"Spec keys (only `cmd` is required):
+/// The spec keys, part of spawn's reference (a macro so that `concat!` can use it).
+macro_rules! spec_doc {
+    () => {
+        r#"Spec keys (only `cmd` is required):
   cmd           array: the program (looked up on the payload's PATH) and its arguments
   ns            kinds to create: user mnt net pid uts ipc cgroup time
   join          map kind -> Ns or Process to enter instead of creating
@@ -955,18 +958,21 @@ const SPEC_DOC: &str = r#"Spec keys (only `cmd` is required):
   tty           true: a pty of its own, relayed while the script waits (only when ctrsh
                 runs on a terminal; otherwise the streams pass through untouched);
                 "always": a pty even without a terminal
-"#;
+"#
+    };
+}
 
 pub fn register(api: &mut Api) {
     api.func(
         "spawn",
         "spawn(spec: map) -> Process",
-        &format!(
+        concat!(
             "Start a process — a container when the spec asks for namespaces — and return its\n\
              Process once it has exec'd. Any failure before exec (a missing program, a mount,\n\
              a map) is raised here with the step and object, and nothing is left running.\n\
-             Unless detached, it is killed when the recipe ends.\n{SPEC_DOC}\
-             Example:\n    let p = spawn(#{{ ns: [\"user\", \"mnt\", \"pid\", \"uts\"], hostname: \"box\",\n                     cmd: [\"sh\", \"-c\", \"hostname; echo $$\"] }});\n    print(p.wait());"
+             Unless detached, it is killed when the recipe ends.\n",
+            spec_doc!(),
+            "Example:\n    let p = spawn(#{ ns: [\"user\", \"mnt\", \"pid\", \"uts\"], hostname: \"box\",\n                     cmd: [\"sh\", \"-c\", \"hostname; echo $$\"] });\n    print(p.wait());"
         ),
         spawn_fn,
     );

@@ -122,8 +122,7 @@ impl Session {
                 let name = (!arg.is_empty()).then_some(arg);
                 if name.is_none() {
                     println!("{BANNER}\nEvery function: `:help NAME` (a function, a type such as Ns, a domain such as ns, or a module path).");
-                    let mut names: Vec<&str> =
-                        self.shell.docs.iter().map(|d| d.name.as_str()).collect();
+                    let mut names: Vec<&str> = self.shell.docs.iter().map(|d| d.name).collect();
                     names.sort();
                     names.dedup();
                     println!("{}", names.join(" "));
@@ -255,7 +254,7 @@ fn method_names(shell: &Shell) -> Vec<String> {
         .docs
         .iter()
         .filter(|d| d.signature.contains('.'))
-        .map(|d| d.name.clone())
+        .map(|d| d.name.to_string())
         .collect();
     out.extend(shell.known_names());
     out.sort();
