@@ -212,35 +212,44 @@ impl Process {
                 return Ok(None);
             }
         }
+        let Some(fd) = self.fd() else {
+            // No pidfd (an old kernel): a plain blocking waitpid, without forwarding.
+            return wait::reap_pid(self.pid)
+                .map(|c| Some(self.reaped(c)))
+                .map_err(|e| e.name(format!("pid {}", self.pid)));
+        };
+        // The forwarded signals are blocked except inside ppoll: one that arrives between
+        // the check below and the wait is delivered as ppoll starts (EINTR), so it is never
+        // left unforwarded while the shell sleeps (a TERM sent just as the child started).
+        let forwarded = signals::forwarded();
+        let blocked = signals::Blocked::new(&forwarded)?;
         loop {
-            let left = match deadline {
-                None => -1,
-                Some(d) => {
-                    let now = std::time::Instant::now();
-                    if now >= d {
-                        return Ok(None);
-                    }
-                    (d - now).as_millis().min(i32::MAX as u128) as i32
+            for sig in signals::take_all() {
+                if forwarded.contains(sig) {
+                    let _ = self.signal(sig as i32);
+                } else {
+                    signals::set_pending(sig); // not ours to pass on (SIGPIPE's flag)
                 }
-            };
-            let r = match (self.fd(), self.state.child) {
-                (Some(fd), true) if left < 0 => wait::reap(fd, false),
-                (Some(fd), _) => match wait::exited(fd, left) {
-                    Ok(true) if self.state.child => wait::reap(fd, false),
-                    Ok(true) => return Ok(None),
-                    Ok(false) => continue,
-                    Err(e) => Err(e),
-                },
-                (None, _) => wait::reap_pid(self.pid).map(Some),
-            };
-            match r {
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(None);
+            }
+            let mut fds = [libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if signals::ppoll(&mut fds, deadline, &blocked.old)? == 0 {
+                continue; // a signal or the deadline
+            }
+            // The pidfd is readable: the process has exited.
+            if !self.state.child {
+                return Ok(None);
+            }
+            match wait::reap(fd, false) {
                 Ok(Some(c)) => return Ok(Some(self.reaped(c))),
                 Ok(None) => continue,
-                Err(e) if e.errno() == Some(Errno::EINTR) => {
-                    for sig in signals::take_all() {
-                        let _ = self.signal(sig as i32);
-                    }
-                }
+                Err(e) if e.errno() == Some(Errno::EINTR) => continue,
                 Err(e) => return Err(e.name(format!("pid {}", self.pid))),
             }
         }

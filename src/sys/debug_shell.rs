@@ -388,7 +388,7 @@ pub fn connect(path: &str) -> Result<i32> {
     // loop below reads its reason.
     let hello_sent = send_all(sock.as_fd(), &hello).is_ok();
     let _fw = signals::Forwarding::start();
-    let blocked = tty::Blocked::new(&tty::relay_signals())?;
+    let blocked = signals::Blocked::new(&signals::forwarded())?;
     let _raw = tty::RawMode::enter(stdin)?;
     let mut input_open = true;
     // A send that fails (the shell exited and the server closed, or it refused us) is not
@@ -415,7 +415,7 @@ pub fn connect(path: &str) -> Result<i32> {
         let mut fds = vec![pollfd(sock.as_fd(), libc::POLLIN)];
         let reading = input_open && can_send;
         fds.push(pollfd(stdin, if reading { libc::POLLIN } else { 0 }));
-        tty::ppoll(&mut fds, None, &blocked.old)?;
+        signals::ppoll(&mut fds, None, &blocked.old)?;
         if fds[1].revents != 0 {
             match nix::unistd::read(stdin, &mut buf[..CHUNK]) {
                 Ok(n) if n > 0 => send(&msg(b'd', &buf[..n]), &mut can_send),

@@ -6,8 +6,10 @@
 //! The handlers are installed without SA_RESTART so a blocking wait returns EINTR.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::errno::Errno;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 
 use super::error::{Result, SysError};
 
@@ -111,6 +113,77 @@ impl Drop for Forwarding {
             let _ = unsafe { sigaction(sig, &old) };
         }
     }
+}
+
+/// The signals the shell passes on to a child it waits for (and a pty relay watches, with
+/// SIGWINCH resizing the pty): INT, TERM, HUP, QUIT, USR1, USR2, WINCH.
+pub fn forwarded() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [
+        Signal::SIGWINCH,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        s.add(sig);
+    }
+    s
+}
+
+/// Blocks `set` while alive (so signals arrive only inside `ppoll`, never lost between a
+/// check and the wait); the old mask comes back on drop.
+pub struct Blocked {
+    pub old: SigSet,
+}
+
+impl Blocked {
+    pub fn new(set: &SigSet) -> Result<Blocked> {
+        let mut old = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(set), Some(&mut old))
+            .map_err(|e| SysError::os("sigprocmask", e))?;
+        Ok(Blocked { old })
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
+}
+
+/// ppoll with the signal mask `mask` while waiting and a deadline. EINTR is Ok(0).
+pub fn ppoll(fds: &mut [libc::pollfd], deadline: Option<Instant>, mask: &SigSet) -> Result<usize> {
+    let ts = deadline.map(|d| {
+        let left = d.saturating_duration_since(Instant::now());
+        libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        }
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `fds` is a valid array for the call, `tsp` is null or points at a live
+    // timespec, and the mask is a valid sigset_t.
+    let r = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            tsp,
+            mask.as_ref() as *const libc::sigset_t,
+        )
+    };
+    if r < 0 {
+        let e = Errno::last();
+        if e == Errno::EINTR {
+            return Ok(0);
+        }
+        return Err(SysError::os("ppoll", e));
+    }
+    Ok(r as usize)
 }
 
 /// An error for a blocking call cut short by a signal the user sent.

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use rustix::fs::OFlags;
 use rustix::pty::OpenptFlags;
 use rustix::termios::{self, OptionalActions, Termios, Winsize};
@@ -178,76 +178,6 @@ pub fn eof_char(master: BorrowedFd<'_>) -> Option<u8> {
         .then(|| t.special_codes[termios::SpecialCodeIndex::VEOF])
 }
 
-/// The signals a relay watches: window changes, and what it passes on to the payload.
-pub fn relay_signals() -> SigSet {
-    let mut s = SigSet::empty();
-    for sig in [
-        Signal::SIGWINCH,
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        s.add(sig);
-    }
-    s
-}
-
-/// Blocks `set` while alive (so signals arrive only inside `ppoll`, never lost between a
-/// check and the wait); the old mask comes back on drop.
-pub struct Blocked {
-    pub old: SigSet,
-}
-
-impl Blocked {
-    pub fn new(set: &SigSet) -> Result<Blocked> {
-        let mut old = SigSet::empty();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(set), Some(&mut old))
-            .map_err(|e| SysError::os("sigprocmask", e))?;
-        Ok(Blocked { old })
-    }
-}
-
-impl Drop for Blocked {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
-    }
-}
-
-/// ppoll with the signal mask `mask` while waiting and a deadline. EINTR is Ok(0).
-pub fn ppoll(fds: &mut [libc::pollfd], deadline: Option<Instant>, mask: &SigSet) -> Result<usize> {
-    let ts = deadline.map(|d| {
-        let left = d.saturating_duration_since(Instant::now());
-        libc::timespec {
-            tv_sec: left.as_secs() as libc::time_t,
-            tv_nsec: left.subsec_nanos() as libc::c_long,
-        }
-    });
-    let tsp = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `fds` is a valid array for the call, `tsp` is null or points at a live
-    // timespec, and the mask is a valid sigset_t.
-    let r = unsafe {
-        libc::ppoll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            tsp,
-            mask.as_ref() as *const libc::sigset_t,
-        )
-    };
-    if r < 0 {
-        let e = Errno::last();
-        if e == Errno::EINTR {
-            return Ok(0);
-        }
-        return Err(SysError::os("ppoll", e));
-    }
-    Ok(r as usize)
-}
-
 /// A pollfd; with no events the slot is switched off (fd -1), so a hangup that poll
 /// reports regardless of the events asked for cannot make it spin.
 pub fn pollfd(fd: BorrowedFd<'_>, events: libc::c_short) -> libc::pollfd {
@@ -291,7 +221,7 @@ pub fn relay(
     forward: &mut dyn FnMut(Signal),
 ) -> Result<RelayEnd> {
     super::unixsock::set_nonblocking(r.master, true)?;
-    let blocked = Blocked::new(&relay_signals())?;
+    let blocked = signals::Blocked::new(&signals::forwarded())?;
     let mut to_pty = Pump::default();
     let mut from_pty = Pump::default();
     let mut input = r.input;
@@ -332,7 +262,7 @@ pub fn relay(
         if let Some(i) = poll_input {
             fds.push(pollfd(i, IN));
         }
-        ppoll(&mut fds, deadline, &blocked.old)?;
+        signals::ppoll(&mut fds, deadline, &blocked.old)?;
         let ready = |k: usize| fds.get(k).map_or(0, |p| p.revents) != 0;
         if ready(3) {
             if let Some(i) = poll_input {
