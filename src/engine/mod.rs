@@ -219,6 +219,27 @@ mod tests {
         }
     }
 
+    /// Scripts have one integer type (rhai's `only_i64`: no operators exist for others), so
+    /// no registered function may take or return another one.
+    #[cfg(feature = "rhai-metadata")]
+    #[test]
+    fn registered_functions_use_only_script_integers() {
+        let shell = Shell::new(None);
+        let others = [
+            "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i128", "isize",
+        ];
+        let mut bad = Vec::new();
+        for sig in shell.engine.gen_fn_signatures(false) {
+            let words = sig
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .collect::<Vec<_>>();
+            if words.iter().any(|w| others.contains(w)) {
+                bad.push(sig);
+            }
+        }
+        assert!(bad.is_empty(), "non-int integer types: {bad:#?}");
+    }
+
     /// builtins::RHAI_NAMES is exactly the names of rhai's standard package (less the one
     /// function that exists only with `metadata`).
     #[cfg(feature = "rhai-metadata")]
