@@ -6,7 +6,8 @@
 #   unshare --root + --mount-proc       util-linux, the nearest one-command equivalent
 #   unshare + sh/mount/chroot glue      the hand-written script of the seeds
 #   ctr0                                ../shared/bench/src/ctr0.c, the C floor
-# Medians from hyperfine, then peak RSS (GNU time, max of 20 runs). Not a test.
+# Medians from hyperfine (interleaved rounds, below), then peak RSS (GNU time, max of 20
+# runs). Not a test.
 # Usage: sudo bench/container.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,22 +41,34 @@ unshare_root="unshare --user --map-root-user --mount --pid --net --uts --ipc --f
 unshare_root_cmd="unshare --mount --propagation private sh -c 'mount --rbind -o ro /usr $work/root/usr && exec $unshare_root'"
 glue_cmd="unshare --user --map-root-user --mount --pid --net --uts --ipc --fork sh $work/glue.sh"
 
-hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/h.json" \
-    -n ctrsh "$ctrsh bench/true.rhai" \
-    -n bwrap "$bwrap_cmd" \
-    -n "unshare --root" "sh -c \"$unshare_root_cmd\"" \
-    -n "unshare + glue" "$glue_cmd" \
-    -n ctr0 "$work/ctr0 -- /bin/true" >/dev/null
+# Rounds, each command in turn, the order rotated every round: a network namespace is
+# freed by a kernel worker after its last process exits, so one command's runs leave work
+# behind that slows whichever runs next. Interleaving spreads that evenly; one long run per
+# command let the order decide the ratios (seen: ctr0 1.03x bwrap when it followed the glue).
+names=(ctrsh bwrap "unshare --root" "unshare + glue" ctr0)
+cmds=("$ctrsh bench/true.rhai" "$bwrap_cmd" "sh -c \"$unshare_root_cmd\"" "$glue_cmd" "$work/ctr0 -- /bin/true")
+rounds=10
+per=$(( (runs + rounds - 1) / rounds ))
+for ((r = 0; r < rounds; r++)); do
+    for ((i = 0; i < ${#names[@]}; i++)); do
+        k=$(( (i + r) % ${#names[@]} ))
+        hyperfine -N --warmup 3 --runs "$per" --export-json "$work/h-$r-$k.json" \
+            -n "${names[$k]}" "${cmds[$k]}" >/dev/null
+    done
+done
 
-python3 - "$work/h.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-floor = next(x for x in r if x["command"] == "ctr0")["median"]
-bw = next(x for x in r if x["command"] == "bwrap")["median"]
-print(f"{'':18} {'median':>9} {'vs ctr0':>8} {'vs bwrap':>9}")
-for x in r:
-    m = x["median"]
-    print(f"{x['command']:18} {m*1000:7.2f}ms {m/floor:7.2f}x {m/bw:8.2f}x")
+python3 - "$work" "${names[@]}" <<'PY'
+import glob, json, statistics, sys
+work, names = sys.argv[1], sys.argv[2:]
+times = {n: [] for n in names}
+for f in glob.glob(f"{work}/h-*.json"):
+    for x in json.load(open(f))["results"]:
+        times[x["command"]] += x["times"]
+med = {n: statistics.median(t) for n, t in times.items()}
+print(f"{'':18} {'median':>9} {'vs ctr0':>8} {'vs bwrap':>9}   ({len(times['ctr0'])} runs each, interleaved)")
+for n in names:
+    m = med[n]
+    print(f"{n:18} {m*1000:7.2f}ms {m/med['ctr0']:7.2f}x {m/med['bwrap']:8.2f}x")
 PY
 
 echo
