@@ -271,7 +271,14 @@ pub fn bind_fd(sfd: BorrowedFd<'_>, src: &str, dst: Place<'_>, o: BindOpts<'_>) 
     if !fsmount::available() {
         return legacy_bind(sfd, dst, o, file).map_err(ctx);
     }
-    let tree = fsmount::clone_tree(sfd, o.recursive).map_err(ctx)?;
+    let tree = match fsmount::clone_tree(sfd, o.recursive) {
+        Ok(t) => t,
+        // fsopen(2) without open_tree(2) (seen under valgrind): mount(2) can still bind.
+        Err(e) if e.errno() == Some(Errno::ENOSYS) => {
+            return legacy_bind(sfd, dst, o, file).map_err(ctx)
+        }
+        Err(e) => return Err(ctx(e)),
+    };
     let bits = o.attrs.bits();
     if bits != 0 || o.idmap.is_some() {
         if bits != 0 {
