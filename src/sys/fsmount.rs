@@ -184,7 +184,7 @@ pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<()> {
 /// fallbacks.
 pub fn available() -> bool {
     thread_local! {
-        static AVAIL: bool = std::env::var_os("CTRSH_LEGACY_MOUNT").map_or(true, |v| v != "1")
+        static AVAIL: bool = std::env::var_os("CTRSH_LEGACY_MOUNT").is_none_or(|v| v != "1")
             && !matches!(rm::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC), Err(rustix::io::Errno::NOSYS));
     }
     AVAIL.with(|a| *a)

@@ -279,9 +279,9 @@ pub fn decode_env(s: &str) -> Vec<CString> {
 
 fn set_var(env: &mut Vec<CString>, name: &str, value: &str) {
     env.retain(|e| {
-        !e.to_bytes()
+        e.to_bytes()
             .strip_prefix(name.as_bytes())
-            .is_some_and(|r| r.first() == Some(&b'='))
+            .is_none_or(|r| r.first() != Some(&b'='))
     });
     if let Ok(c) = CString::new(format!("{name}={value}")) {
         env.push(c);

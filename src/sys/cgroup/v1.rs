@@ -42,7 +42,7 @@ pub fn freeze(dir: &Path, frozen: bool) -> Result<()> {
         if state.trim() == want {
             return Ok(true);
         }
-        if tries % 20 == 0 {
+        if tries.is_multiple_of(20) {
             file::write(op, &f, want)?;
         }
         Ok(false)

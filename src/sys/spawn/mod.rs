@@ -141,9 +141,7 @@ impl Plan {
             Which::Gid => self.gid_map.as_ref(),
         };
         // No map given: write_maps writes `0 <own id> 1`.
-        Some(map.map_or(true, |m| {
-            m.ranges.iter().any(|r| r.inside == 0 && r.count > 0)
-        }))
+        Some(map.is_none_or(|m| m.ranges.iter().any(|r| r.inside == 0 && r.count > 0)))
     }
     /// Whether a fresh /proc is mounted (new mnt and pid namespaces and no rootfs plan that
     /// decides for itself).
