@@ -901,6 +901,68 @@ fn mount2_fallback_binds_read_only_recursively_and_mounts_tmpfs() {
 }
 
 #[test]
+fn rootfs_is_built_with_the_mount2_fallback_too() {
+    // The same container root through mount(2) (CTRSH_LEGACY_MOUNT=1 pretends the fd API is
+    // missing): binds (read-only over submounts), tmpfs entries, proc/sys/devpts/mqueue and
+    // the read-only root, with nothing of it visible on the host.
+    if !need_root() {
+        return;
+    }
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let out = ctrsh()
+        .env("CTRSH_LEGACY_MOUNT", "1")
+        .arg("-e")
+        .arg(
+            r#"let root = rootfs(#{ proc: true, dev: true, tmp: true, devpts: true, mqueue: true,
+                sysfs: true, readonly: true,
+                entries: [ro_bind("/usr"), symlink("usr/bin", "/bin"), symlink("usr/lib", "/lib"),
+                          symlink("usr/lib64", "/lib64"), #{ op: "tmpfs", path: "/scratch", size: "1m" },
+                          file("/etc/hostname", "box\n", 0o644)] });
+            exit(run(#{ ns: ["user", "mnt", "pid", "net", "uts", "ipc"], rootfs: root,
+                cmd: ["/bin/sh", "-c", "cat /proc/self/mountinfo; cat /etc/hostname; touch /x /usr/x 2>&1; touch /scratch/y && echo scratch-ok; echo > /dev/null && echo null-ok"] }))"#,
+        )
+        .output()
+        .unwrap();
+    let raw = text(&out.stdout);
+    assert!(out.status.success(), "{raw}{}", text(&out.stderr));
+    // Each mountinfo line as "mount-point options fstype source"; other lines as they are.
+    let o: String = raw
+        .lines()
+        .map(|l| match l.split_once(" - ") {
+            Some((left, right)) => {
+                let a: Vec<&str> = left.split(' ').collect();
+                let b: Vec<&str> = right.split(' ').collect();
+                format!("{} {} {} {}\n", a[4], a[5], b[0], b[1])
+            }
+            None => format!("{l}\n"),
+        })
+        .collect();
+    for want in [
+        "/ ro,nosuid,nodev",
+        "/usr ro,nosuid,nodev",
+        "/scratch rw",
+        "/proc rw,nosuid,nodev,noexec",
+        "/sys ro,nosuid,nodev,noexec",
+        "/dev/pts rw,nosuid,noexec",
+        "/dev/mqueue rw,nosuid,nodev,noexec",
+        "box",
+        "scratch-ok",
+        "null-ok",
+        // mount(2) records the source it was given; the fd API leaves "none".
+        " proc proc\n",
+        "/ ro,nosuid,nodev,relatime tmpfs tmpfs\n",
+    ] {
+        assert!(o.contains(want), "missing {want:?} in\n{o}");
+    }
+    assert_eq!(o.matches("Read-only file system").count(), 2, "{o}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        before,
+        "the host's mount table changed"
+    );
+}
+
+#[test]
 fn recipe_mounts_are_torn_down_at_the_end_unless_kept() {
     let s = Scratch::new("own");
     std::fs::create_dir_all(s.path("a")).unwrap();

@@ -18,19 +18,22 @@
 //! staging directory is not hidden by the new root), then mounts the root tmpfs, then
 //! creates everything inside it through `safepath` (a symlink in a source tree never makes
 //! it create or mount outside the root). On failure the half-built root is detached.
+//! Without the fd mount API (kernels before 5.2, or `CTRSH_LEGACY_MOUNT=1`) the same plan is
+//! built with mount(2): sources are held as O_PATH fds instead of detached clones, and every
+//! mount goes onto a mount point found inside the root (`Place::InRoot`).
 //! `pivot_into` pivots, detaches the old root, chdirs to / and mounts /proc if asked.
 //!
 //! Order of building: `_fsroot_ro`/`_fsroot_rw` binds and their top-level links, /dev,
 //! /tmp, run_dirs, then the entries in the order given, then proc, sysfs, devpts, mqueue,
 //! and last the optional read-only remount of the root.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
 use super::error::{Result, SysError};
 use super::fsmount::{self, FsBuilder, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
-use super::mount::{self, Attrs, TmpfsOpts};
+use super::mount::{self, Attrs, Place, TmpfsOpts};
 use super::ns::NsFd;
 use super::safepath;
 
@@ -178,10 +181,19 @@ impl Rootfs {
     }
 }
 
-/// A bind source cloned before the root exists.
+/// A bind source cloned before the root exists. Without the fd mount API (`legacy`) it is
+/// the source opened O_PATH, bound with mount(2) when attached: an fd opened before the
+/// root covers the staging directory still names what was there.
 struct Prepared {
     tree: OwnedFd,
     is_dir: bool,
+    legacy: Option<LegacyBind>,
+}
+
+struct LegacyBind {
+    src: String,
+    recursive: bool,
+    attrs: Attrs,
 }
 
 fn prepare(b: &Bind) -> Result<Option<Prepared>> {
@@ -192,6 +204,22 @@ fn prepare(b: &Bind) -> Result<Option<Prepared>> {
     };
     let is_dir = safepath::is_dir(sfd.as_fd())?;
     let ctx = |e: SysError| e.path(&b.src).detail(format!("bind {} → {}", b.src, b.dst));
+    if !fsmount::available() {
+        if b.idmap.is_some() {
+            return Err(ctx(SysError::os("bind", nix::errno::Errno::ENOSYS)
+                .name("idmap")
+                .detail("id-mapped mounts need mount_setattr(2)")));
+        }
+        return Ok(Some(Prepared {
+            tree: sfd,
+            is_dir,
+            legacy: Some(LegacyBind {
+                src: b.src.clone(),
+                recursive: b.recursive,
+                attrs: b.attrs,
+            }),
+        }));
+    }
     let tree = fsmount::clone_tree(sfd.as_fd(), b.recursive).map_err(ctx)?;
     let bits = b.attrs.bits();
     if bits != 0 {
@@ -200,10 +228,22 @@ fn prepare(b: &Bind) -> Result<Option<Prepared>> {
     if let Some(ns) = &b.idmap {
         fsmount::setattr(tree.as_fd(), b.recursive, 0, 0, Some(ns.as_fd())).map_err(ctx)?;
     }
-    Ok(Some(Prepared { tree, is_dir }))
+    Ok(Some(Prepared {
+        tree,
+        is_dir,
+        legacy: None,
+    }))
 }
 
 fn attach_at(root: BorrowedFd<'_>, p: &Prepared, dst: &str) -> Result<()> {
+    if let Some(l) = &p.legacy {
+        let o = mount::BindOpts {
+            recursive: l.recursive,
+            attrs: l.attrs,
+            idmap: None,
+        };
+        return mount::bind_fd(p.tree.as_fd(), &l.src, Place::InRoot(root, dst), o);
+    }
     let t = safepath::mount_point(root, dst, !p.is_dir).map_err(|e| e.name("dst"))?;
     fsmount::attach(p.tree.as_fd(), t.as_fd()).map_err(|e| e.path(dst))
 }
@@ -258,27 +298,31 @@ pub fn build(plan: &Rootfs, target: &str) -> Result<()> {
         });
     }
     // 2. The root itself: a tmpfs, nosuid and nodev (device nodes come as bind mounts).
-    let root = mount::tmpfs_detached(
-        "rootfs",
-        &TmpfsOpts {
-            size: plan
-                .size
-                .as_ref()
-                .map(|s| mount::parse_size(s))
-                .transpose()?,
-            mode: Some(plan.mode),
-            uid: None,
-            gid: None,
-            attrs: Attrs {
-                ro: false,
-                nosuid: true,
-                nodev: true,
-                noexec: false,
-            },
+    let root_opts = TmpfsOpts {
+        size: plan
+            .size
+            .as_ref()
+            .map(|s| mount::parse_size(s))
+            .transpose()?,
+        mode: Some(plan.mode),
+        uid: None,
+        gid: None,
+        attrs: Attrs {
+            ro: false,
+            nosuid: true,
+            nodev: true,
+            noexec: false,
         },
-    )?;
-    let tfd = safepath::open_dir(Path::new(target)).map_err(|e| e.name("target"))?;
-    fsmount::attach(root.as_fd(), tfd.as_fd()).map_err(|e| e.path(target))?;
+    };
+    let root = if fsmount::available() {
+        let root = mount::tmpfs_detached("rootfs", &root_opts)?;
+        let tfd = safepath::open_dir(Path::new(target)).map_err(|e| e.name("target"))?;
+        fsmount::attach(root.as_fd(), tfd.as_fd()).map_err(|e| e.path(target))?;
+        root
+    } else {
+        mount::tmpfs(Place::Host(target), &root_opts)?;
+        safepath::open_dir(Path::new(target)).map_err(|e| e.name("target"))?
+    };
     // 3. Fill it; on failure take the half-built root away again.
     let r = fill(plan, root.as_fd(), fsroot_trees, devs, prepared);
     if let Err(e) = r {
@@ -408,6 +452,10 @@ fn fill(
                     attach_at(root, p, &b.dst)?;
                 }
             }
+            Entry::Tmpfs { path, opts } if !fsmount::available() => {
+                safepath::mkdir_all(root, path, 0o755)?;
+                mount::tmpfs(Place::InRoot(root, path), opts)?;
+            }
             Entry::Tmpfs { path, opts } => {
                 let t = mount::tmpfs_detached("rootfs", opts)?;
                 let at = safepath::mkdir_all(root, path, 0o755)?;
@@ -416,6 +464,21 @@ fn fill(
         }
     }
     let vfs = |fstype: &str, path: &str, attrs: u64, opts: &[(&str, Option<&str>)]| -> Result<()> {
+        if !fsmount::available() {
+            safepath::mkdir_all(root, path, 0o755)?;
+            let data: Vec<String> = opts
+                .iter()
+                .map(|(k, v)| v.map_or(k.to_string(), |v| format!("{k}={v}")))
+                .collect();
+            let data = data.join(",");
+            return mount::mount(
+                Some(fstype),
+                Place::InRoot(root, path),
+                Some(fstype),
+                ms_flags(attrs),
+                (!data.is_empty()).then_some(data.as_str()),
+            );
+        }
         let b = FsBuilder::new("rootfs", fstype)?;
         for (k, v) in opts {
             match v {
@@ -470,10 +533,44 @@ fn fill(
         )?;
     }
     if plan.readonly {
-        fsmount::setattr(root, false, ATTR_RDONLY, 0, None)
-            .map_err(|e| e.detail("read-only root"))?;
+        if fsmount::available() {
+            fsmount::setattr(root, false, ATTR_RDONLY, 0, None)
+                .map_err(|e| e.detail("read-only root"))?;
+        } else {
+            // A bind-remount keeping the root's nosuid,nodev (a user namespace may not
+            // clear locked flags).
+            let path = format!("/proc/self/fd/{}", root.as_raw_fd());
+            nix::mount::mount(
+                None::<&str>,
+                path.as_str(),
+                None::<&str>,
+                nix::mount::MsFlags::from_bits_retain(
+                    ms_flags(ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV)
+                        | libc::MS_REMOUNT
+                        | libc::MS_BIND,
+                ),
+                None::<&str>,
+            )
+            .map_err(|e| SysError::os("mount", e).detail("read-only root (MS_REMOUNT)"))?;
+        }
     }
     Ok(())
+}
+
+/// MS_* flags for MOUNT_ATTR_* bits (the mount(2) fallback).
+fn ms_flags(attrs: u64) -> libc::c_ulong {
+    let mut f = 0;
+    for (attr, ms) in [
+        (ATTR_RDONLY, libc::MS_RDONLY),
+        (ATTR_NOSUID, libc::MS_NOSUID),
+        (ATTR_NODEV, libc::MS_NODEV),
+        (ATTR_NOEXEC, libc::MS_NOEXEC),
+    ] {
+        if attrs & attr != 0 {
+            f |= ms;
+        }
+    }
+    f
 }
 
 /// Make `dir` the root (see `mount::pivot_into`).
