@@ -234,11 +234,7 @@ impl Process {
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Ok(None);
             }
-            let mut fds = [libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
+            let mut fds = [tty::pollfd(fd, libc::POLLIN)];
             if signals::ppoll(&mut fds, deadline, &blocked.old)? == 0 {
                 continue; // a signal or the deadline
             }
@@ -270,9 +266,7 @@ impl Process {
             crate::sys::proctree::stop_descendants(self.pid)
         };
         let _ = self.signal(libc::SIGKILL);
-        for p in tree {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), Signal::SIGKILL);
-        }
+        crate::sys::proctree::signal_all(&tree, Signal::SIGKILL);
         if let (Some(fd), true) = (self.fd(), self.state.child) {
             loop {
                 match wait::reap(fd, false) {

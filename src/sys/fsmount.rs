@@ -20,6 +20,23 @@ pub const ATTR_NOSUID: u64 = 0x2;
 pub const ATTR_NODEV: u64 = 0x4;
 pub const ATTR_NOEXEC: u64 = 0x8;
 pub const ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// The mount(2) flags (MS_*) for MOUNT_ATTR_RDONLY/NOSUID/NODEV/NOEXEC bits, for the
+/// fallbacks where the fd API is missing.
+pub fn ms_flags(attrs: u64) -> libc::c_ulong {
+    let mut f = 0;
+    for (attr, ms) in [
+        (ATTR_RDONLY, libc::MS_RDONLY),
+        (ATTR_NOSUID, libc::MS_NOSUID),
+        (ATTR_NODEV, libc::MS_NODEV),
+        (ATTR_NOEXEC, libc::MS_NOEXEC),
+    ] {
+        if attrs & attr != 0 {
+            f |= ms;
+        }
+    }
+    f
+}
 const AT_RECURSIVE: u32 = 0x8000;
 const AT_EMPTY_PATH: u32 = 0x1000;
 

@@ -302,20 +302,7 @@ fn proc_fd_path(fd: BorrowedFd<'_>) -> Result<String> {
 
 /// MS_* bits of `Attrs`.
 fn ms_bits(a: Attrs) -> libc::c_ulong {
-    let mut f = 0;
-    if a.ro {
-        f |= libc::MS_RDONLY;
-    }
-    if a.nosuid {
-        f |= libc::MS_NOSUID;
-    }
-    if a.nodev {
-        f |= libc::MS_NODEV;
-    }
-    if a.noexec {
-        f |= libc::MS_NOEXEC;
-    }
-    f
+    fsmount::ms_flags(a.bits())
 }
 
 /// bind with mount(2) where the fd-based API is missing: MS_BIND(|MS_REC) onto the target

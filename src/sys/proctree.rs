@@ -46,13 +46,15 @@ pub fn stop_descendants(pid: i32) -> Vec<i32> {
         if fresh.is_empty() {
             return stopped;
         }
-        for &p in &fresh {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGSTOP,
-            );
-        }
+        signal_all(&fresh, nix::sys::signal::Signal::SIGSTOP);
         stopped.extend(fresh);
+    }
+}
+
+/// Send `sig` to each of `pids`, ignoring those that are gone.
+pub fn signal_all(pids: &[i32], sig: nix::sys::signal::Signal) {
+    for &p in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
     }
 }
 
@@ -78,12 +80,7 @@ mod tests {
         let d = descendants(c.id() as i32);
         assert_eq!(d.len(), 2, "{d:?}");
         let _ = c.kill();
-        for p in d {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        signal_all(&d, nix::sys::signal::Signal::SIGKILL);
         let _ = c.wait();
     }
 
@@ -105,12 +102,7 @@ mod tests {
         let again = descendants(c.id() as i32);
         let extra: Vec<_> = again.iter().filter(|p| !tree.contains(p)).collect();
         assert!(extra.is_empty(), "new children after stopping: {extra:?}");
-        for p in tree {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        signal_all(&tree, nix::sys::signal::Signal::SIGKILL);
         let _ = c.kill();
         let _ = c.wait();
     }

@@ -475,7 +475,7 @@ fn fill(
                 Some(fstype),
                 Place::InRoot(root, path),
                 Some(fstype),
-                ms_flags(attrs),
+                fsmount::ms_flags(attrs),
                 (!data.is_empty()).then_some(data.as_str()),
             );
         }
@@ -545,7 +545,7 @@ fn fill(
                 path.as_str(),
                 None::<&str>,
                 nix::mount::MsFlags::from_bits_retain(
-                    ms_flags(ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV)
+                    fsmount::ms_flags(ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV)
                         | libc::MS_REMOUNT
                         | libc::MS_BIND,
                 ),
@@ -555,22 +555,6 @@ fn fill(
         }
     }
     Ok(())
-}
-
-/// MS_* flags for MOUNT_ATTR_* bits (the mount(2) fallback).
-fn ms_flags(attrs: u64) -> libc::c_ulong {
-    let mut f = 0;
-    for (attr, ms) in [
-        (ATTR_RDONLY, libc::MS_RDONLY),
-        (ATTR_NOSUID, libc::MS_NOSUID),
-        (ATTR_NODEV, libc::MS_NODEV),
-        (ATTR_NOEXEC, libc::MS_NOEXEC),
-    ] {
-        if attrs & attr != 0 {
-            f |= ms;
-        }
-    }
-    f
 }
 
 /// Make `dir` the root (see `mount::pivot_into`).
