@@ -171,7 +171,7 @@ Examples:
 pub fn main() -> i32 {
     // A panic is a ctrsh bug whatever the script did: say so, keep the standard wording.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("ctrsh: internal error (a bug in ctrsh, please report it): panicked at {info}");
+        eprintln!("ctrsh: internal error (a bug in ctrsh, please report it): {info}");
     }));
     let cli = match Cli::try_parse() {
         Ok(c) => c,

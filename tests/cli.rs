@@ -419,3 +419,27 @@ fn a_closed_stdout_ends_the_script_quietly_and_spawns_never_raise_sigpipe() {
     let out = eval_ok("let n = 0; for i in 0..300 { n += run(#{ cmd: [\"true\"] }); } n");
     assert_eq!(out.trim(), "0");
 }
+
+/// The binary is self-contained: copied alone into an empty root (no /dev, /proc, /etc or
+/// libraries, as inside a minimal container) it still starts and evaluates scripts. It
+/// panicked there once, when a dependency seeded its hash maps from /dev/random.
+#[test]
+fn the_binary_runs_alone_in_an_empty_root() {
+    if !is_root() {
+        eprintln!("skipped: chroot needs root");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("ctrsh");
+    std::fs::copy(&bin, root.path().join("ctrsh")).unwrap();
+    let code = "let m = #{ a: 1 }; switch m.a { 1 => print(`ok ${m.a + 1}`), _ => throw \"no\" }";
+    let out = std::process::Command::new("chroot")
+        .arg(root.path())
+        .args(["/ctrsh", "-e", code])
+        .output()
+        .expect("run chroot");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "status {:?}\n{stderr}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 2\n");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
