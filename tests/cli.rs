@@ -442,4 +442,18 @@ fn the_binary_runs_alone_in_an_empty_root() {
     assert!(out.status.success(), "status {:?}\n{stderr}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 2\n");
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // What needs /proc says so, instead of a bare ENOENT on a path the user never named.
+    let out = std::process::Command::new("chroot")
+        .arg(root.path())
+        .args(["/ctrsh", "-e", "links()"])
+        .output()
+        .expect("run chroot");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ENOENT"), "{stderr}");
+    assert!(
+        stderr.contains("hint: /proc is not mounted here"),
+        "{stderr}"
+    );
 }

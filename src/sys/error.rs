@@ -112,7 +112,21 @@ impl SysError {
     }
 
     pub fn path(mut self, path: impl AsRef<std::path::Path>) -> Self {
-        self.path = Some(path.as_ref().display().to_string());
+        let path = path.as_ref();
+        // Most of ctrsh reads /proc; in a root without it every such error would be a bare
+        // ENOENT on a path the user never named.
+        if self.errno() == Some(Errno::ENOENT)
+            && self.hint.is_none()
+            && path.starts_with("/proc")
+            && !std::path::Path::new("/proc/self").exists()
+        {
+            self.hint = Some(
+                "/proc is not mounted here and ctrsh needs it: mount(#{ source: \"proc\", \
+                 target: \"/proc\", fstype: \"proc\" })"
+                    .into(),
+            );
+        }
+        self.path = Some(path.display().to_string());
         self
     }
 
