@@ -2,6 +2,7 @@
 # Container start-to-exit: /bin/true in new user+mnt+pid+net+uts+ipc namespaces with a tmpfs
 # root, read-only /usr (plus the usr-merged symlinks) and /proc — the same layout four ways:
 #   ctrsh bench/true.rhai               the recipe (one process, in-process mounts)
+#   ctrsh bench/true-pid1.rhai          the same with init: false (the payload is pid 1)
 #   bwrap --unshare-all ...             bubblewrap, what sandboxes use today
 #   unshare --root + --mount-proc       util-linux, the nearest one-command equivalent
 #   unshare + sh/mount/chroot glue      the hand-written script of the seeds
@@ -45,8 +46,8 @@ glue_cmd="unshare --user --map-root-user --mount --pid --net --uts --ipc --fork 
 # freed by a kernel worker after its last process exits, so one command's runs leave work
 # behind that slows whichever runs next. Interleaving spreads that evenly; one long run per
 # command let the order decide the ratios (seen: ctr0 1.03x bwrap when it followed the glue).
-names=(ctrsh bwrap "unshare --root" "unshare + glue" ctr0)
-cmds=("$ctrsh bench/true.rhai" "$bwrap_cmd" "sh -c \"$unshare_root_cmd\"" "$glue_cmd" "$work/ctr0 -- /bin/true")
+names=(ctrsh "ctrsh init:false" bwrap "unshare --root" "unshare + glue" ctr0)
+cmds=("$ctrsh bench/true.rhai" "$ctrsh bench/true-pid1.rhai" "$bwrap_cmd" "sh -c \"$unshare_root_cmd\"" "$glue_cmd" "$work/ctr0 -- /bin/true")
 rounds=10
 per=$(( (runs + rounds - 1) / rounds ))
 for ((r = 0; r < rounds; r++)); do
