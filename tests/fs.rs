@@ -692,6 +692,10 @@ fn bad_input_is_named_and_changes_nothing() {
             vec!["unknown entry op", "did you mean dir"],
         ),
         (
+            format!(r#"rootfs(#{{ entries: [bind("/usr", "{d}")] }});"#),
+            vec!["entries", "the entry is bind_entry(src, dst)"],
+        ),
+        (
             format!(r#"propagation("{d}", "privat");"#),
             vec!["kind", "unknown propagation"],
         ),
