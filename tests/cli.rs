@@ -432,23 +432,22 @@ fn the_binary_runs_alone_in_an_empty_root() {
     let root = tempfile::tempdir().unwrap();
     let bin = assert_cmd::cargo::cargo_bin("ctrsh");
     std::fs::copy(&bin, root.path().join("ctrsh")).unwrap();
+    let in_root = |code: &str| {
+        std::process::Command::new("chroot")
+            .arg(root.path())
+            .args(["/ctrsh", "-e", code])
+            .output()
+            .expect("run chroot")
+    };
     let code = "let m = #{ a: 1 }; switch m.a { 1 => print(`ok ${m.a + 1}`), _ => throw \"no\" }";
-    let out = std::process::Command::new("chroot")
-        .arg(root.path())
-        .args(["/ctrsh", "-e", code])
-        .output()
-        .expect("run chroot");
+    let out = in_root(code);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "status {:?}\n{stderr}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 2\n");
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     // What needs /proc says so, instead of a bare ENOENT on a path the user never named.
-    let out = std::process::Command::new("chroot")
-        .arg(root.path())
-        .args(["/ctrsh", "-e", "links()"])
-        .output()
-        .expect("run chroot");
+    let out = in_root("links()");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("ENOENT"), "{stderr}");

@@ -67,17 +67,16 @@ fn parse_entry(op: &str, v: &Dynamic) -> RResult<Entry> {
         arg_err(
             op,
             "entries",
-            if v.is_string() {
-                // The likely slip: bind() where bind_entry() was meant.
-                "expected entry maps (from dir(), file(), ro_bind() ...), got a string: \
-                 bind() mounts at once and returns its target; the entry is bind_entry(src, dst)"
-                    .to_string()
-            } else {
-                format!(
-                    "expected entry maps (from dir(), file(), ro_bind() ...), got {}",
+            format!(
+                "expected entry maps (from dir(), file(), ro_bind() ...), got {}",
+                if v.is_string() {
+                    // The likely slip: bind() where bind_entry() was meant.
+                    "a string: bind() mounts at once and returns its target; the entry is \
+                     bind_entry(src, dst)"
+                } else {
                     v.type_name()
-                )
-            },
+                }
+            ),
         )
     })?;
     let kind = m
