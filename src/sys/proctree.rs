@@ -2,6 +2,9 @@
 //! that has no pid namespace of its own also ends what it started.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::procfs;
 
 /// Every live descendant of `pid` (children, grandchildren ...), parents before children.
 /// A snapshot: processes started after the scan are not in it.
@@ -14,8 +17,8 @@ pub fn descendants(pid: i32) -> Vec<i32> {
         let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Some(ppid) = parent_of(p) {
-            children.entry(ppid).or_default().push(p);
+        if let Ok(s) = procfs::stat(p) {
+            children.entry(s.ppid).or_default().push(p);
         }
     }
     let mut out = Vec::new();
@@ -29,14 +32,22 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
+/// How long [`stop_descendants`] waits, per round, for the processes it sent SIGSTOP to
+/// stop. A process in a long uninterruptible sleep is not waited for beyond it.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+
 /// Stop every descendant of `pid` with SIGSTOP and return them, parents before children.
-/// The caller stops `pid` itself first. A stopped process cannot fork (a signal pending
-/// during fork(2) makes the kernel restart the call), so scanning again until a scan finds
-/// nothing new catches every child started while the tree was being stopped: the single
-/// snapshot of [`descendants`] misses a child forked between the scan and the kill.
+/// The caller sends SIGSTOP to `pid` itself first.
+///
+/// SIGSTOP does not abort a fork(2) already under way (only a fatal signal does): the child
+/// joins the tree when the call returns, and the parent stops after it. So each round waits
+/// until the processes it signalled are really stopped (state T in /proc/PID/stat, or gone),
+/// then scans again; a round that finds nothing new ends it. A single snapshot then kill
+/// misses the child of a fork in flight.
 /// Orphans already re-parented to init are out of reach (a pid namespace or a cgroup is
 /// what holds a tree for sure).
 pub fn stop_descendants(pid: i32) -> Vec<i32> {
+    wait_stopped(&[pid]);
     let mut stopped: Vec<i32> = Vec::new();
     loop {
         let fresh: Vec<i32> = descendants(pid)
@@ -47,7 +58,23 @@ pub fn stop_descendants(pid: i32) -> Vec<i32> {
             return stopped;
         }
         signal_all(&fresh, nix::sys::signal::Signal::SIGSTOP);
+        wait_stopped(&fresh);
         stopped.extend(fresh);
+    }
+}
+
+/// Wait, at most [`STOP_WAIT`], until each of `pids` is stopped (T, or t under a tracer),
+/// a zombie or gone: none of them is then inside a fork.
+fn wait_stopped(pids: &[i32]) {
+    let deadline = Instant::now() + STOP_WAIT;
+    let mut running: Vec<i32> = pids.to_vec();
+    loop {
+        running
+            .retain(|&p| procfs::stat(p).is_ok_and(|s| !matches!(s.state, 'T' | 't' | 'Z' | 'X')));
+        if running.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
 
@@ -56,14 +83,6 @@ pub fn signal_all(pids: &[i32], sig: nix::sys::signal::Signal) {
     for &p in pids {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
     }
-}
-
-/// The parent pid from /proc/PID/stat (the field after the parenthesised command name,
-/// which may itself contain spaces and parentheses).
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -105,5 +124,42 @@ mod tests {
         signal_all(&tree, nix::sys::signal::Signal::SIGKILL);
         let _ = c.kill();
         let _ = c.wait();
+    }
+
+    #[test]
+    fn stopping_waits_out_a_fork_in_flight() {
+        // A parent with 512 MiB of small pages takes milliseconds to fork: the SIGSTOP
+        // lands mid-fork most times, and the child appears after a quick scan unless
+        // stop_descendants waits for the parent to be stopped. Children exit at once and
+        // stay zombies (visible) once the parent is stopped. perl is in every Debian.
+        let script = format!(
+            "syscall({}, {}, 1, 0, 0, 0); my $m = 'a' x (512 << 20); $| = 1; print \"ready\\n\"; \
+             while (1) {{ 1 while waitpid(-1, 1) > 0; exit 0 if fork() == 0 }}",
+            libc::SYS_prctl,
+            libc::PR_SET_THP_DISABLE
+        );
+        let mut c = std::process::Command::new("perl")
+            .args(["-e", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let root = nix::unistd::Pid::from_raw(c.id() as i32);
+        nix::sys::signal::kill(root, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let tree = stop_descendants(c.id() as i32);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let again = descendants(c.id() as i32);
+        signal_all(&again, nix::sys::signal::Signal::SIGKILL);
+        let _ = c.kill();
+        let _ = c.wait();
+        let extra: Vec<_> = again.iter().filter(|p| !tree.contains(p)).collect();
+        assert!(
+            extra.is_empty(),
+            "children after stopping: {extra:?}, stopped {tree:?}"
+        );
     }
 }
