@@ -107,23 +107,14 @@ mod tests {
     fn stopping_catches_children_forked_during_the_scan() {
         // A shell that forks as fast as it can: a single snapshot then kill would miss the
         // newest child; stop-and-rescan must leave nothing running.
-        let mut c = std::process::Command::new("sh")
+        let c = std::process::Command::new("sh")
             .args(["-c", "while :; do sleep 5 & done"])
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let root = nix::unistd::Pid::from_raw(c.id() as i32);
-        nix::sys::signal::kill(root, nix::sys::signal::Signal::SIGSTOP).unwrap();
-        let tree = stop_descendants(c.id() as i32);
+        let (tree, extra) = stop_then_rescan(c);
         assert!(!tree.is_empty());
-        // Nothing new appears while everything is stopped.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let again = descendants(c.id() as i32);
-        let extra: Vec<_> = again.iter().filter(|p| !tree.contains(p)).collect();
         assert!(extra.is_empty(), "new children after stopping: {extra:?}");
-        signal_all(&tree, nix::sys::signal::Signal::SIGKILL);
-        let _ = c.kill();
-        let _ = c.wait();
     }
 
     #[test]
@@ -148,18 +139,27 @@ mod tests {
         std::io::BufRead::read_line(&mut out, &mut line).unwrap();
         assert_eq!(line, "ready\n");
         std::thread::sleep(std::time::Duration::from_millis(30));
-        let root = nix::unistd::Pid::from_raw(c.id() as i32);
-        nix::sys::signal::kill(root, nix::sys::signal::Signal::SIGSTOP).unwrap();
-        let tree = stop_descendants(c.id() as i32);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let again = descendants(c.id() as i32);
-        signal_all(&again, nix::sys::signal::Signal::SIGKILL);
-        let _ = c.kill();
-        let _ = c.wait();
-        let extra: Vec<_> = again.iter().filter(|p| !tree.contains(p)).collect();
+        let (tree, extra) = stop_then_rescan(c);
         assert!(
             extra.is_empty(),
             "children after stopping: {extra:?}, stopped {tree:?}"
         );
+    }
+
+    /// SIGSTOP `c`, stop its tree, look again a little later, then kill and reap it all.
+    /// Returns the stopped tree and what the second look found beyond it.
+    fn stop_then_rescan(mut c: std::process::Child) -> (Vec<i32>, Vec<i32>) {
+        let root = nix::unistd::Pid::from_raw(c.id() as i32);
+        nix::sys::signal::kill(root, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let tree = stop_descendants(c.id() as i32);
+        // Nothing new appears while everything is stopped.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let again = descendants(c.id() as i32);
+        signal_all(&tree, nix::sys::signal::Signal::SIGKILL);
+        signal_all(&again, nix::sys::signal::Signal::SIGKILL);
+        let _ = c.kill();
+        let _ = c.wait();
+        let extra = again.into_iter().filter(|p| !tree.contains(p)).collect();
+        (tree, extra)
     }
 }
