@@ -10,8 +10,11 @@ use super::error::{Result, SysError};
 /// The kernel's limit on interface names (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 
-/// Check an interface name: 1 to 15 bytes, not "." or "..", no '/', ':', whitespace or NUL
-/// (the kernel's `dev_valid_name` rules; ':' is reserved for aliases).
+/// Check an interface name: 1 to 15 bytes, not "." or "..", no '/', ':', '%', whitespace or
+/// NUL (the kernel's `dev_valid_name` rules; ':' is reserved for aliases). '%' is refused
+/// because the kernel reads a name holding it as a template ("eth%d" becomes eth0, eth1 ...):
+/// a link created or renamed so would get a name ctrsh never asked for, and could not find
+/// or clean up.
 pub fn ifname(op: &str, arg: &str, name: &str) -> Result<()> {
     let bad = |d: String| Err(SysError::invalid(op, arg, d));
     if name.is_empty() {
@@ -28,10 +31,15 @@ pub fn ifname(op: &str, arg: &str, name: &str) -> Result<()> {
     }
     if let Some(c) = name
         .chars()
-        .find(|&c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
+        .find(|&c| c == '/' || c == ':' || c == '%' || c.is_whitespace() || c == '\0')
     {
+        let why = if c == '%' {
+            " ('%' makes the kernel pick the name from a template)"
+        } else {
+            ""
+        };
         return bad(format!(
-            "{name:?} contains {c:?}; interface names cannot hold '/', ':', spaces or NUL"
+            "{name:?} contains {c:?}; interface names cannot hold '/', ':', '%', spaces or NUL{why}"
         ));
     }
     Ok(())
@@ -240,6 +248,8 @@ mod tests {
             ".",
             "..",
             "a\tb",
+            "np%d",
+            "eth%",
         ] {
             let e = ifname("t", "name", bad).unwrap_err();
             assert_eq!(e.name.as_deref(), Some("name"), "{bad:?}");
