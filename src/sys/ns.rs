@@ -140,10 +140,30 @@ impl NsFd {
     }
 
     /// Open a namespace file (a /proc/PID/ns entry or a bind mount of one, as `ip netns`
-    /// keeps under /run/netns).
+    /// keeps under /run/netns). The file must be a namespace of `kind`: the kernel is asked
+    /// (NS_GET_NSTYPE), so a wrong path fails here and not at a later setns.
     pub fn open_path(path: &str, kind: NsKind) -> Result<NsFd> {
         let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| SysError::os("open namespace", e).path(path))?;
+        match kind_of_fd(fd.as_fd()) {
+            Ok(k) if k == kind => {}
+            Ok(other) => {
+                return Err(SysError::invalid(
+                    "open namespace",
+                    "path",
+                    format!("{path} is a {other} namespace, not a {kind} namespace"),
+                ))
+            }
+            Err(nix::errno::Errno::ENOTTY | nix::errno::Errno::EINVAL) => {
+                return Err(SysError::invalid(
+                    "open namespace",
+                    "path",
+                    format!("{path} is not a namespace file"),
+                )
+                .hint("namespace files are /proc/PID/ns/* and bind mounts of them, like /run/netns/NAME"))
+            }
+            Err(e) => return Err(SysError::os("NS_GET_NSTYPE", e).path(path)),
+        }
         let ns = Self::from_fd(fd, kind).map_err(|e| e.path(path))?;
         Ok(ns)
     }
@@ -175,6 +195,22 @@ impl AsRawFd for NsFd {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// The kind of namespace an fd refers to, from ioctl(NS_GET_NSTYPE) (Linux 4.11). A file
+/// that is not a namespace gives ENOTTY.
+pub fn kind_of_fd(fd: BorrowedFd<'_>) -> std::result::Result<NsKind, nix::errno::Errno> {
+    // NS_GET_NSTYPE is _IO(0xb7, 0x3); libc does not name it.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd's namespace type.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if r < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    NsKind::ALL
+        .into_iter()
+        .find(|k| k.clone_flag().bits() == r)
+        .ok_or(nix::errno::Errno::EINVAL)
 }
 
 /// setns(2) on an fd of a namespace of `kind` (or a pidfd with the kind's flag).
@@ -369,6 +405,23 @@ mod tests {
             e.to_string().contains("unknown namespace kind \"nett\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn opening_checks_the_file_is_a_namespace_of_the_kind() {
+        for k in NsKind::ALL {
+            let n = NsFd::of_pid(0, k).unwrap();
+            assert_eq!(kind_of_fd(n.as_fd()), Ok(k));
+        }
+        let e = NsFd::open_path("/proc/self/ns/uts", NsKind::Net).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is a uts namespace, not a net namespace"),
+            "{e}"
+        );
+        assert_eq!(e.name.as_deref(), Some("path"));
+        let e = NsFd::open_path("/proc/self/status", NsKind::Net).unwrap_err();
+        assert!(e.to_string().contains("is not a namespace file"), "{e}");
     }
 
     #[test]
