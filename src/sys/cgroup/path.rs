@@ -15,6 +15,14 @@ pub fn check(op: &str, arg: &str, path: &str) -> Result<()> {
     if path.contains('\0') {
         return Err(bad("the path contains a NUL byte"));
     }
+    if path == "/sys/fs/cgroup" || path.starts_with("/sys/fs/cgroup/") {
+        return Err(SysError::invalid(
+            op,
+            arg,
+            format!("{path:?} is a filesystem path, not a cgroup path"),
+        )
+        .hint("a cgroup path is the path inside the hierarchy, as /proc/self/cgroup shows it: \"/ctrsh/box\", not \"/sys/fs/cgroup/ctrsh/box\""));
+    }
     let rel = path.strip_prefix('/').unwrap_or(path);
     if rel.is_empty() {
         return Err(bad(
@@ -71,7 +79,18 @@ mod tests {
     fn paths_are_plain_names() {
         assert!(check("cgroup", "path", "box").is_ok());
         assert!(check("cgroup", "path", "/ctrsh/box").is_ok());
-        for bad in ["", "/", "a/../b", "..", "a//b", "a/", "./a", "a\0b"] {
+        for bad in [
+            "",
+            "/",
+            "a/../b",
+            "..",
+            "a//b",
+            "a/",
+            "./a",
+            "a\0b",
+            "/sys/fs/cgroup/box",
+            "/sys/fs/cgroup/unified/box",
+        ] {
             let e = check("cgroup", "path", bad).unwrap_err();
             assert_eq!(e.name.as_deref(), Some("path"), "{bad:?}");
         }
