@@ -284,7 +284,8 @@ impl Process {
         Ok(())
     }
 
-    /// Stop owning it: it keeps running after the recipe ends.
+    /// Stop owning it: the recipe's cleanup leaves it running (it still dies with the shell
+    /// unless it was spawned detached: its parent-death signal is set in the child).
     pub fn detach(&self) {
         if let Some(id) = self.state.own.take() {
             cleanup::disown(id);
@@ -409,8 +410,15 @@ pub fn register(api: &mut Api) {
     api.func(
         "kill",
         "Process.kill()",
-        "Send SIGKILL (through the pidfd: never a reused pid).\nExample:\n    let p = spawn(#{ cmd: [\"sleep\", \"100\"] }); p.kill(); print(p.wait());   // 137",
-        |p: &mut Process| -> RResult<()> { p.signal(libc::SIGKILL).script() },
+        "Send SIGKILL (through the pidfd: never a reused pid). A process already waited for\n\
+         is left as it is, without an error, so cleanup code can kill unconditionally\n\
+         (`signal` reports ESRCH for it).\nExample:\n    let p = spawn(#{ cmd: [\"sleep\", \"100\"] }); p.kill(); print(p.wait());   // 137",
+        |p: &mut Process| -> RResult<()> {
+            if p.status().is_some() {
+                return Ok(());
+            }
+            p.signal(libc::SIGKILL).script()
+        },
     );
     api.func(
         "signal",
@@ -446,7 +454,10 @@ pub fn register(api: &mut Api) {
     api.func(
         "detach",
         "Process.detach()",
-        "Stop owning the process: it is no longer killed when the recipe ends.\n\
+        "Stop owning the process: the recipe's cleanup no longer kills it. It still gets\n\
+         SIGKILL when ctrsh itself exits (the parent-death signal every spawned process is\n\
+         given, so a killed shell leaves nothing running); a process meant to outlive ctrsh\n\
+         is spawned with `detach: true`, which also gives it a session of its own.\n\
          Example:\n    let p = spawn(#{ cmd: [\"sleep\", \"100\"] }); p.detach();",
         |p: &mut Process| p.detach(),
     );
