@@ -80,6 +80,12 @@ fn nl_sys(f: Failure, op: &str, name: &str, context: String) -> SysError {
             let e = SysError::os(op, n.errno).name(name).detail(detail);
             use nix::errno::Errno;
             match n.errno {
+                Errno::EOPNOTSUPP if op == "set_master" => {
+                    e.hint("a master must be a bridge, bond, team or VRF link")
+                }
+                Errno::EOPNOTSUPP if op == "delete" => {
+                    e.hint("this link cannot be deleted: lo, and devices their driver owns, stay")
+                }
                 Errno::EOPNOTSUPP => e.hint("this kernel lacks the link kind or the feature"),
                 Errno::ENODEV => {
                     e.hint("the interface does not exist (any more) in that namespace")
