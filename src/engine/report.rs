@@ -58,18 +58,60 @@ pub fn render_runtime(err: &EvalAltResult, main: &str, known: &[String]) -> Stri
     } else {
         (source, pos)
     };
-    out.push_str(&located(&src, pos, &message));
-    for f in frames.iter().rev() {
-        out.push_str(&format!(
-            "  called from {} ({})\n",
-            location(&f.source, f.pos),
-            f.what
-        ));
+    // An error raised inside the embedded stdlib is reported at the line the user wrote (the
+    // innermost call from their own code), then where in the stdlib it was raised.
+    let user_frame = if is_stdlib(&src) {
+        frames.iter().rposition(|f| !is_stdlib(&f.source))
+    } else {
+        None
+    };
+    match user_frame {
+        Some(u) => {
+            // Frame k is the call, at frames[k].pos, of the function frames[k].what names;
+            // that position lies inside the function frame k-1 called.
+            let inside = |k: usize| frames[k].what.replacen("in call to", "inside", 1);
+            let f = &frames[u];
+            out.push_str(&located(&f.source, f.pos, &message));
+            out.push_str(&format!(
+                "  raised at {}, {}\n",
+                location(&src, pos),
+                inside(frames.len() - 1)
+            ));
+            for k in (u + 1..frames.len()).rev() {
+                out.push_str(&format!(
+                    "    called from {}, {}\n",
+                    location(&frames[k].source, frames[k].pos),
+                    inside(k - 1)
+                ));
+            }
+            for f in frames[..u].iter().rev() {
+                out.push_str(&format!(
+                    "  called from {} ({})\n",
+                    location(&f.source, f.pos),
+                    f.what
+                ));
+            }
+        }
+        None => {
+            out.push_str(&located(&src, pos, &message));
+            for f in frames.iter().rev() {
+                out.push_str(&format!(
+                    "  called from {} ({})\n",
+                    location(&f.source, f.pos),
+                    f.what
+                ));
+            }
+        }
     }
     if let Some(h) = hint {
         out.push_str(&format!("hint: {h}\n"));
     }
     out
+}
+
+/// Whether a source name is a module of the embedded stdlib (as the resolver names them).
+fn is_stdlib(source: &str) -> bool {
+    source.starts_with("stdlib/")
 }
 
 /// Render a compile error in source `name`.
