@@ -97,11 +97,21 @@ fn render_native(d: &FnDoc) -> String {
 
 fn render_module_fn(f: &ModuleFn) -> String {
     format!(
-        "{}    [import \"{}\"]\n{}\n",
+        "{}    [import \"{}\" as {}]\n{}\n",
         f.signature,
         f.module,
+        module_alias(f),
         indent(&f.text)
     )
+}
+
+/// The name a module's functions are called by in its signatures ("topo" for topo::linear):
+/// the alias the import needs, since `import "net/topo";` alone names nothing.
+fn module_alias(f: &ModuleFn) -> &str {
+    match f.signature.split_once("::") {
+        Some((alias, _)) => alias,
+        None => f.module.rsplit('/').next().unwrap_or(&f.module),
+    }
 }
 
 fn indent(text: &str) -> String {
@@ -143,7 +153,11 @@ pub fn render(engine: &Engine, docs: &[FnDoc], name: Option<&str>) -> Result<Str
             let mut last_module = String::new();
             for f in &module_fns {
                 if f.module != last_module {
-                    out.push_str(&format!("== stdlib: import \"{}\" ==\n\n", f.module));
+                    out.push_str(&format!(
+                        "== stdlib: import \"{}\" as {} ==\n\n",
+                        f.module,
+                        module_alias(f)
+                    ));
                     last_module = f.module.clone();
                 }
                 out.push_str(&render_module_fn(f));
