@@ -561,7 +561,7 @@ pub fn register(api: &mut Api) {
         "overlay",
         "overlay(spec: map) -> string",
         "Mount an overlay: #{ lower: dir or [top, ..., bottom], upper, work, target }. Without\n\
-         upper/work it is read-only. Options: userxattr (inside a user namespace), ro, nosuid,\n\
+         upper/work it is read-only and needs two lower directories at least. Options: userxattr (inside a user namespace), ro, nosuid,\n\
          nodev, noexec, root, keep.\n\
          Example:\n    overlay(#{ lower: [\"/srv/base\"], upper: \"/srv/u\", work: \"/srv/w\", target: \"/mnt\" });",
         |spec: Map| -> RResult<String> {

@@ -91,7 +91,9 @@ pub fn need_absolute(op: &str, arg: &str, p: &str) -> Result<()> {
             arg,
             format!("{p:?} is relative; an absolute path is needed"),
         )
-        .hint(format!("write \"/{p}\" or build it from a known directory")));
+        .hint(format!(
+            "write \"/{p}\", or `${{cwd()}}/{p}` for a path relative to the current directory"
+        )));
     }
     if p.contains('\0') {
         return Err(SysError::invalid(op, arg, "a path contains a NUL byte"));
@@ -530,6 +532,16 @@ pub fn overlay(
         (Some(u), Some(w)) => {
             open_source("overlay", "upper", u)?;
             open_source("overlay", "work", w)?;
+        }
+        // The kernel wants two layers at least for a read-only overlay ("at least 2
+        // lowerdir are needed while upperdir nonexistent"); say so before it says EINVAL.
+        (None, None) if lower.len() < 2 => {
+            return Err(SysError::invalid(
+                "overlay",
+                "lower",
+                "a read-only overlay (no upper) needs at least two lower directories",
+            )
+            .hint("for one directory read-only, bind it: bind(src, dst, #{ ro: true })"))
         }
         (None, None) => {}
         (Some(_), None) => {
