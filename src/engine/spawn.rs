@@ -448,7 +448,25 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
     let o = Opts::new(op, spec, SPAWN_KEYS)?;
     let cmd = match o.get("cmd") {
         None => return Err(arg_err(op, "cmd", "the spec needs cmd: the program and its arguments, e.g. cmd: [\"sh\", \"-c\", \"echo hi\"]")),
-        Some(v) => strs_of(op, "cmd", v)?,
+        Some(v) => {
+            // One string is the program alone; "echo hi" is almost always meant as a
+            // command line, which ctrsh does not split (no shell is involved).
+            if let Some(s) = v.read_lock::<rhai::ImmutableString>() {
+                if s.contains(char::is_whitespace) {
+                    return Err(arg_err(
+                        op,
+                        "cmd",
+                        format!(
+                            "{:?} is one string, taken as the program's name; give the program \
+                             and its arguments as an array: [\"echo\", \"hi\"], or \
+                             [\"sh\", \"-c\", \"echo hi\"] for a shell command line",
+                            s.as_str()
+                        ),
+                    ));
+                }
+            }
+            strs_of(op, "cmd", v)?
+        }
     };
     if cmd.is_empty() || cmd[0].is_empty() {
         return Err(arg_err(
@@ -964,6 +982,19 @@ macro_rules! spec_doc {
 
 pub fn register(api: &mut Api) {
     api.func(
+        "spawn_options",
+        "spawn_options() -> array",
+        "The option names a spawn spec takes, for libraries that pass options on to spawn and\n\
+         check their own with check_opts.\n\
+         Example:\n    check_opts(\"box\", opts, [\"memory\"] + spawn_options());",
+        || -> Array {
+            SPAWN_KEYS
+                .iter()
+                .map(|k| Dynamic::from(k.to_string()))
+                .collect()
+        },
+    );
+    api.func(
         "spawn",
         "spawn(spec: map) -> Process",
         concat!(
@@ -988,7 +1019,7 @@ pub fn register(api: &mut Api) {
         "output(spec: map) -> map",
         "spawn(spec), collect its standard output and error (unless the spec redirects them),\n\
          and wait: #{ status, stdout, stderr }.\n\
-         Example:\n    let r = output(#{ cmd: [\"uname\", \"-r\"] }); print(r.stdout.trim());",
+         Example:\n    let r = output(#{ cmd: [\"uname\", \"-r\"] }); let out = r.stdout; out.trim(); print(out);   // trim() works in place",
         output_fn,
     );
     api.func(
