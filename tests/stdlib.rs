@@ -223,6 +223,63 @@ fn bad_topology_input_fails_before_anything_is_made() {
     }
 }
 
+#[test]
+fn bad_ctr_and_bridge_options_fail_before_anything_is_made() {
+    if !need_root() {
+        return;
+    }
+    let tag = unique("bo");
+    let cases = [
+        (
+            format!("ctr::run(#{{ cmd: [\"true\"], hostnme: \"{tag}\" }})"),
+            "container(hostnme): unknown option \"hostnme\"; did you mean hostname?",
+        ),
+        (
+            format!("ctr::run(#{{ cmd: [\"true\"], net: #{{ bridge: \"{tag}\", adr: \"10.9.0.2/24\" }} }})"),
+            "container(net.adr): unknown option \"net.adr\"; did you mean net.addr",
+        ),
+        (
+            format!("ctr::run(#{{ cmd: [\"true\"], net: #{{ veth: \"{tag}\", routd: true }} }})"),
+            "container(net.routd)",
+        ),
+        (
+            "ctr::run(#{ cmd: [\"true\"], net: 5 })".to_string(),
+            "container(net): expected \"none\", \"host\" or a map, got 5",
+        ),
+        (
+            format!("import \"net/bridge\" as b; b::common(\"{tag}\", #{{ subnt: \"10.9.0.0/24\" }})"),
+            "bridge::common(subnt): unknown option \"subnt\"; did you mean subnet",
+        ),
+    ];
+    for (call, want) in cases {
+        let before = links_count();
+        let err = eval_err(&format!("import \"ctr\" as ctr; {call}"));
+        assert!(err.contains(want), "{call}: expected {want:?} in\n{err}");
+        assert!(
+            err.starts_with("<eval>:1:"),
+            "reported at the user's line: {err}"
+        );
+        assert_eq!(links_count(), before, "{call} left links behind");
+    }
+}
+
+#[test]
+fn ctr_net_host_shares_the_host_network() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"import "ctr" as ctr;
+        print(ctr::run(#{ cmd: ["sh", "-c", "exit $(tail -n +3 /proc/net/dev | wc -l)"], net: "host" }));"#,
+    );
+    let host = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count()
+        - 2;
+    assert_eq!(out.trim(), host.to_string(), "{out}");
+}
+
 fn links_count() -> usize {
     let o = Command::new("ip").args(["-o", "link"]).output().unwrap();
     String::from_utf8_lossy(&o.stdout).lines().count()

@@ -33,6 +33,43 @@ pub fn register(api: &mut Api) {
         || -> RResult<()> { Err(exit_err(0)) },
     );
     api.func(
+        "check_opts",
+        "check_opts(op: string, opts: map, known: array)",
+        "Reject an options map with a key not in `known`: the error names the key and the\n\
+         nearest known ones (\"did you mean subnet?\"), as ctrsh's own functions do. For\n\
+         recipe libraries whose functions take an options map.\n\
+         Example:\n    fn box(opts) { check_opts(\"box\", opts, [\"name\", \"memory\"]); /* ... */ }",
+        |op: &str, opts: Map, known: Array| -> RResult<()> {
+            let known = known
+                .into_iter()
+                .map(|k| {
+                    k.into_string().map_err(|t| {
+                        arg_err("check_opts", "known", format!("expected strings, got {t}"))
+                    })
+                })
+                .collect::<RResult<Vec<String>>>()?;
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            super::opts::Opts::new(op, opts, &known).map(|_| ())
+        },
+    );
+    api.func(
+        "cwd",
+        "cwd() -> string",
+        "The shell's current directory, e.g. to make a relative path from the command line\n\
+         absolute (mounts and loop devices want absolute paths).\n\
+         Example:\n    let image = if ARGS[0].starts_with(\"/\") { ARGS[0] } else { `${cwd()}/${ARGS[0]}` };",
+        || -> RResult<String> {
+            std::env::current_dir()
+                .map(|d| d.to_string_lossy().into_owned())
+                .map_err(|e| {
+                    sys_err(SysError::os(
+                        "getcwd",
+                        nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                    ))
+                })
+        },
+    );
+    api.func(
         "pid",
         "pid() -> int",
         "The process id of the shell itself (of the forked child, inside fork(|| ...)).\n\
