@@ -54,7 +54,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile scripts without running them and report every error found
+    /// Compile scripts without running them; report each file's first error (file:line:col)
     Check {
         /// Scripts to check
         #[arg(required = true, value_name = "FILE")]
@@ -159,9 +159,9 @@ Example:
   ctrsh exec cat /etc/os-release";
 
 const STATE_HELP: &str = "\
-State lives in $CTRSH_RUN_DIR, else /run/ctrsh (root) or $XDG_RUNTIME_DIR/ctrsh: one
-directory per name with the pid and its start time, so a reused pid is never mistaken
-for the container.
+State lives in $CTRSH_RUN_DIR, else /run/ctrsh (root), $XDG_RUNTIME_DIR/ctrsh, or
+/tmp/ctrsh-UID when XDG_RUNTIME_DIR is unset: one directory per name with the pid and
+its start time, so a reused pid is never mistaken for the container.
 
 Examples:
   ctrsh -e 'spawn(#{ name: \"web\", detach: true, ns: [\"pid\", \"mnt\"], cmd: [\"sleep\", \"1d\"] })'
