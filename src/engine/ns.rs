@@ -64,7 +64,17 @@ pub fn ns_from(op: &str, arg: &str, v: &Dynamic, kind: NsKind) -> RResult<Rc<NsF
     }
     if let Ok(pid) = v.as_int() {
         let pid = super::error::int_arg::<i32>(op, arg, pid)?;
-        return NsFd::of_pid(pid, kind).map(Rc::new).script();
+        if pid <= 0 {
+            return Err(arg_err(op, arg, format!("{pid} is not a pid")));
+        }
+        return NsFd::of_pid(pid, kind).map(Rc::new).map_err(|e| {
+            if e.errno() == Some(nix::errno::Errno::ENOENT) {
+                // /proc/PID/ns/KIND is missing: the process has gone (or never was).
+                arg_err(op, arg, format!("no process {pid}"))
+            } else {
+                super::error::sys_err(e)
+            }
+        });
     }
     Err(arg_err(
         op,

@@ -307,7 +307,19 @@ impl NsGuard {
         // Every way home is opened before the first move: once in another mount namespace,
         // /proc/self may be a /proc in which this process does not exist.
         let mut moves = Vec::new();
-        for t in targets {
+        for (i, t) in targets.iter().enumerate() {
+            // Two of one kind: only the last would count, and which one the body ran in
+            // would depend on the order given.
+            if targets[..i].iter().any(|o| o.kind == t.kind) {
+                return Err(SysError::invalid(
+                    "in_ns",
+                    "ns",
+                    format!(
+                        "two {} namespaces given; a process is in one of each kind",
+                        t.kind
+                    ),
+                ));
+            }
             if t.kind == NsKind::User {
                 return Err(SysError::invalid(
                     "in_ns",
