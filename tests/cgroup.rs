@@ -535,6 +535,16 @@ fn bad_input_is_named() {
     assert!(err.contains("\"..\""), "{err}");
     let err = eval_err(&format!(r#"cgroup("{n}//x")"#, n = &*name));
     assert!(err.contains("empty component"), "{err}");
+    let err = eval_err(&format!(r#"cgroup("{n}\nx")"#, n = &*name));
+    assert!(
+        err.contains("cgroup(path)") && err.contains("control character '\\n'"),
+        "{err}"
+    );
+    let err = eval_err(&format!(r#"cgroup("/sys/fs/cgroup/{n}")"#, n = &*name));
+    assert!(
+        err.contains("is a filesystem path, not a cgroup path"),
+        "{err}"
+    );
     let err = eval_err(&format!(
         r#"cgroup("{n}", #{{ limits: #{{ cpu: 50 }} }})"#,
         n = &*name

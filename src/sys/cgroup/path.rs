@@ -3,7 +3,7 @@
 use crate::sys::error::{Result, SysError};
 
 /// Check a cgroup path: absolute or relative, made of plain names only (no "..", ".",
-/// empty components or NUL), and not the root itself.
+/// empty components, NUL or control characters), and not the root itself.
 pub fn check(op: &str, arg: &str, path: &str) -> Result<()> {
     let bad = |why: &str| {
         SysError::invalid(op, arg, format!("{path:?}: {why}"))
@@ -14,6 +14,13 @@ pub fn check(op: &str, arg: &str, path: &str) -> Result<()> {
     }
     if path.contains('\0') {
         return Err(bad("the path contains a NUL byte"));
+    }
+    // The kernel refuses a newline (it would break /proc/PID/cgroup's one-line format);
+    // other control characters are refused as well, to keep names printable.
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(bad(&format!(
+            "the path contains the control character {c:?}"
+        )));
     }
     if path == "/sys/fs/cgroup" || path.starts_with("/sys/fs/cgroup/") {
         return Err(SysError::invalid(
@@ -88,6 +95,8 @@ mod tests {
             "a/",
             "./a",
             "a\0b",
+            "np\nz",
+            "a\tb",
             "/sys/fs/cgroup/box",
             "/sys/fs/cgroup/unified/box",
         ] {
