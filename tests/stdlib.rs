@@ -243,6 +243,10 @@ fn bad_ctr_and_bridge_options_fail_before_anything_is_made() {
             "container(net.routd)",
         ),
         (
+            "ctr::run(#{ cmd: [\"true\"], net: #{ veth: \"a-name-of-16-chr\" } })".to_string(),
+            "container(net.veth): \"a-name-of-16-chr\" is 16 bytes",
+        ),
+        (
             "ctr::run(#{ cmd: [\"true\"], net: 5 })".to_string(),
             "container(net): expected \"none\", \"host\" or a map, got 5",
         ),

@@ -641,6 +641,15 @@ pub fn register(api: &mut Api) {
     api.engine.register_fn("to_string", |l: &mut Link| l.show());
     api.engine.register_fn("to_debug", |l: &mut Link| l.show());
 
+    api.func(
+        "check_link_name",
+        "check_link_name(op: string, arg: string, name: string)",
+        "Fail unless `name` is a name the kernel takes for an interface (1 to 15 bytes, no '/',\n\
+         ':', '%', spaces or NUL), the error naming op(arg): for recipe libraries that create\n\
+         links later and want bad names refused before anything exists.\n\
+         Example:\n    check_link_name(\"box\", \"veth\", opts.veth);",
+        |op: &str, arg: &str, name: &str| -> RResult<()> { check_name(op, arg, name) },
+    );
     api.getter(
         "Link",
         "name",
