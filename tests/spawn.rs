@@ -445,6 +445,18 @@ fn bad_specs_are_clear_and_leave_no_child() {
             "no-such-program-xyz",
         ),
         (r#"#{ cmd: [] }"#, "cmd is empty"),
+        (
+            r#"#{ cmd: "ls -l" }"#,
+            "spawn(cmd): \"ls -l\" is one string, taken as the program's name",
+        ),
+        (
+            r#""ls -l""#,
+            "spawn(spec): expected a map like #{ cmd: [\"ls\", \"-l\"] }, got a string",
+        ),
+        (
+            r#"["ls", "-l"]"#,
+            "spawn(spec): expected a map like #{ cmd: [\"ls\", \"-l\"] }, got an array",
+        ),
         (r#"#{ ns: ["net"] }"#, "needs cmd"),
         (
             r#"#{ cmd: ["true"], hostnmae: "x" }"#,

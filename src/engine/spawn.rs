@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
+use rhai::{Array, Dynamic, FnPtr, ImmutableString, Map, NativeCallContext};
 
 use super::api::Api;
 use super::cleanup;
@@ -1040,4 +1040,25 @@ pub fn register(api: &mut Api) {
          Example:\n    fork(|| exec([\"echo\", \"from the child\"])).wait();",
         exec_fn,
     );
+    // spawn("ls -l") and spawn(["ls", "-l"]) are the first things a new user types; say
+    // what the spec looks like instead of "no variant of spawn() takes these arguments".
+    for name in ["spawn", "run", "output"] {
+        let wrong = move |what: &str, cmd: String| -> Box<rhai::EvalAltResult> {
+            arg_err(
+                name,
+                "spec",
+                format!("expected a map like #{{ cmd: {cmd} }}, got {what}"),
+            )
+        };
+        api.engine
+            .register_fn(name, move |s: ImmutableString| -> RResult<()> {
+                let words: Vec<String> = s.split_whitespace().map(|w| format!("{w:?}")).collect();
+                Err(wrong("a string", format!("[{}]", words.join(", "))))
+            });
+        api.engine
+            .register_fn(name, move |a: Array| -> RResult<()> {
+                let shown: Vec<String> = a.iter().map(|v| format!("{v:?}")).collect();
+                Err(wrong("an array", format!("[{}]", shown.join(", "))))
+            });
+    }
 }
