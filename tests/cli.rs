@@ -386,6 +386,21 @@ fn bad_files_give_clear_messages() {
 }
 
 #[test]
+fn thrown_errors_read_as_written_and_closures_are_named_as_such() {
+    let err = eval_err("throw \"disk full\"");
+    assert!(err.starts_with("<eval>:1:1: disk full\n"), "{err}");
+    let err = eval_err("throw 5");
+    assert!(err.starts_with("<eval>:1:1: thrown: 5\n"), "{err}");
+    let err = eval_err("let f = || throw \"inner\";\nf.call()");
+    assert!(err.starts_with("<eval>:1:12: inner\n"), "{err}");
+    assert!(
+        err.contains("called from <eval>:2:3 (in call to a closure)"),
+        "{err}"
+    );
+    assert!(!err.contains("anon$"), "{err}");
+}
+
+#[test]
 fn hostile_scripts_never_panic() {
     for code in [
         "fn f(n) { f(n + 1) } f(0)",

@@ -807,6 +807,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
             || veth("a/b", "b"),
             || veth("a b", "b"),
             || veth("a:1", "b"),
+            || veth("np%d", "b"),
             || l.add_addr("10.0.0.1/33"),
             || l.add_addr("fe80::zz/64"),
             || l.add_addr("10.0.0.1"),
@@ -830,6 +831,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
             || bridge("br9", #{ mtu: 10 }),
             || macvlan("mv9", "missing1"),
             || l.move_to(dead),
+            || in_ns([other, netns_new()], || 1),
         ];
         for t in tries {
             try { t.call(); print("NO ERROR"); }
@@ -840,13 +842,14 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
     );
     let errs: Vec<&str> = out.lines().filter(|l| l.starts_with("ERR ")).collect();
     assert!(!out.contains("NO ERROR"), "{out}");
-    assert_eq!(errs.len(), 28, "{out}");
+    assert_eq!(errs.len(), 30, "{out}");
     let want = [
         "veth(name_a): \"a-name-of-16-chr\" is 16 bytes; interface names are at most 15",
         "veth(name_a): an interface name cannot be empty",
         "veth(name_a): \"a/b\" contains '/'",
         "veth(name_a): \"a b\" contains ' '",
         "veth(name_a): \"a:1\" contains ':'",
+        "veth(name_a): \"np%d\" contains '%'",
         "add_addr(cidr): prefix length in \"10.0.0.1/33\" must be 0 to 32",
         "add_addr(cidr): \"fe80::zz\" in \"fe80::zz/64\" is not an IP address",
         "add_addr(cidr): \"10.0.0.1\" is not address/prefix-length",
@@ -856,7 +859,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
         "veth(ok0): an interface named ok0 exists already in net:[",
         "veth(taken1): an interface named taken1 exists already in net:[",
         "has exited",
-        "open namespace(/proc/999999999/ns/net",
+        "veth(b_ns): no process 999999999",
         "veth(b_nss): unknown option \"b_nss\"; did you mean b_ns",
         "route_add(dst): \"10.1.2.3/16\" has host bits set; the prefix is 10.1.0.0/16",
         "route_add(via): 10.1.0.0/16 is a inet route; via does not match",
@@ -870,6 +873,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
         "bridge(mtu): 10 is not an MTU",
         "macvlan(missing1)",
         "has exited",
+        "in_ns(ns): two net namespaces given",
     ];
     for (i, w) in want.iter().enumerate() {
         assert!(
@@ -879,10 +883,10 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
         );
     }
     assert!(
-        errs[11].contains("EEXIST") && errs[12].contains("EEXIST"),
+        errs[12].contains("EEXIST") && errs[13].contains("EEXIST"),
         "{out}"
     );
-    assert!(errs[10].contains("ENODEV"), "{out}");
+    assert!(errs[11].contains("ENODEV"), "{out}");
     // The other namespace's inode is named in the EEXIST of its interface.
     // Nothing half-made: no fresh* interface anywhere, ok0/ok1 untouched.
     assert!(

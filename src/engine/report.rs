@@ -26,7 +26,12 @@ pub fn render_runtime(err: &EvalAltResult, main: &str, known: &[String]) -> Stri
                 frames.push(Frame {
                     source: source.clone(),
                     pos: *pos,
-                    what: format!("in call to {name}()"),
+                    what: if name.starts_with("anon$") {
+                        // rhai names closures by a hash; the user wrote no such name.
+                        "in call to a closure".to_string()
+                    } else {
+                        format!("in call to {name}()")
+                    },
                 });
                 if !src.is_empty() {
                     source = src.clone();
@@ -168,7 +173,12 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
                     .map(|h| h.to_string());
                 return (msg, hint);
             }
-            (format!("error: {v}"), None)
+            // `throw "text"` reads as the text, as ctrsh's own errors do; another thrown
+            // value says it was thrown.
+            if v.is_string() {
+                return (v.to_string(), None);
+            }
+            (format!("thrown: {v:?}"), None)
         }
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split([' ', '(']).next().unwrap_or(sig);
