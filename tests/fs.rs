@@ -994,6 +994,44 @@ fn recipe_mounts_are_torn_down_at_the_end_unless_kept() {
     );
 }
 
+/// Teardown goes by the mount, not the path: a kept mount stacked on an owned one stays, and
+/// a path the recipe unmounted itself and mounted again (kept) is not touched.
+#[test]
+fn teardown_never_removes_a_kept_mount_that_shares_the_path() {
+    let s = Scratch::new("stk");
+    for d in ["a", "b", "c"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"tmpfs("{a}", #{{ size: "1m" }}); tmpfs("{a}", #{{ keep: true, size: "2m" }});
+            tmpfs("{b}"); umount("{b}");
+            print(`owned=${{resources().filter(|r| r.contains("{root}"))}}`);
+            bind("{c}", "{b}", #{{ keep: true }});
+            try {{ cleanup(); }} catch (e) {{ print(`CLEANUP ${{e}}`); }}
+            print(`a=${{mounts().filter(|m| m.target == "{a}").map(|m| m.super_options)}}`);
+            print(`b=${{mounts().filter(|m| m.target == "{b}").len()}}`);"#,
+            a = s.path("a"),
+            b = s.path("b"),
+            c = s.path("c"),
+            root = s.root()
+        ),
+    );
+    // The umount()ed one is no longer the recipe's; only the covered 1m tmpfs is.
+    assert!(
+        out.contains(&format!("owned=[\"tmpfs on {}\"]", s.path("a"))),
+        "{out}"
+    );
+    // The kept 2m tmpfs is still on top; the owned 1m one under it is left (it cannot be
+    // detached without the kept one).
+    assert!(out.contains("size=2048k"), "kept mount removed: {out}");
+    assert!(
+        out.contains("b=1"),
+        "kept bind on a reused path removed: {out}"
+    );
+}
+
 #[test]
 fn enter_rootfs_takes_a_plan_a_map_or_a_directory() {
     let s = Scratch::new("ent");

@@ -71,11 +71,86 @@ pub fn umount_quiet(path: &str) -> Result<(), SysError> {
     }
 }
 
-/// Register a host mount for teardown unless `keep`.
+thread_local! {
+    /// The recipe's owned mounts by mount id, so umount() can disown the one it removes.
+    static OWNED_MOUNTS: std::cell::RefCell<Vec<(u64, cleanup::OwnId)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Register a host mount for teardown unless `keep`. The mount is remembered by its id, not
+/// only its path: at teardown only that mount is detached — not a mount stacked on it
+/// later (say one made with `keep: true`), and nothing when it is already gone.
 pub fn own_mount(keep: bool, what: &str, path: String) {
-    if !keep {
-        cleanup::own(format!("{what} on {path}"), move || umount_quiet(&path));
+    if keep {
+        return;
     }
+    // Without an id (a kernel before 5.8) teardown goes by path, as it did before.
+    let id = mount::mount_id_at(&path).ok();
+    let desc = format!("{what} on {path}");
+    let own = cleanup::own(desc, move || {
+        if let Some(id) = id {
+            OWNED_MOUNTS.with(|m| m.borrow_mut().retain(|(i, _)| *i != id));
+        }
+        umount_owned(&path, id)
+    });
+    if let Some(id) = id {
+        OWNED_MOUNTS.with(|m| m.borrow_mut().push((id, own)));
+    }
+}
+
+/// Detach the owned mount `id` at `path` if it is still the topmost mount there.
+fn umount_owned(path: &str, id: Option<u64>) -> Result<(), SysError> {
+    let Some(id) = id else {
+        return umount_quiet(path);
+    };
+    match mount::mount_id_at(path) {
+        Ok(top) if top == id => umount_quiet(path),
+        // The path is gone: so is the mount.
+        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => {
+            let still = mountinfo::read(0)
+                .map(|all| all.iter().any(|m| m.id == id))
+                .unwrap_or(false);
+            if still {
+                Err(SysError::invalid(
+                    "umount",
+                    "path",
+                    format!("{path}: left mounted, another mount made later covers it"),
+                )
+                .hint("unmount the covering mount first, or give this one keep: true"))
+            } else {
+                Ok(()) // unmounted already (by the recipe or by hand)
+            }
+        }
+    }
+}
+
+/// The recipe unmounted `id` itself: it is no longer the recipe's to tear down.
+fn forget_owned_mount(id: u64) {
+    let gone: Vec<cleanup::OwnId> = OWNED_MOUNTS.with(|m| {
+        let mut m = m.borrow_mut();
+        let gone = m
+            .iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, o)| *o)
+            .collect();
+        m.retain(|(i, _)| *i != id);
+        gone
+    });
+    for o in gone {
+        cleanup::disown(o);
+    }
+}
+
+/// umount(2) for the script: an owned mount it removes stops being listed in resources().
+fn umount_script(path: &str, detach: bool) -> RResult<()> {
+    let id = mount::mount_id_at(path).ok();
+    mount::umount(path, detach).script()?;
+    if let Some(id) = id {
+        forget_owned_mount(id);
+    }
+    Ok(())
 }
 
 fn attrs_of(o: &Opts, ro_default: bool) -> RResult<Attrs> {
@@ -371,14 +446,14 @@ pub fn register(api: &mut Api) {
         umount_text,
         |path: &str, opts: Map| -> RResult<()> {
             let o = Opts::new("umount", opts, &["detach"])?;
-            mount::umount(path, o.bool("detach", false)?).script()
+            umount_script(path, o.bool("detach", false)?)
         },
     );
     api.func(
         "umount",
         "umount(path: string)",
         umount_text,
-        |path: &str| -> RResult<()> { mount::umount(path, false).script() },
+        |path: &str| -> RResult<()> { umount_script(path, false) },
     );
     let prop_text =
         "Set the propagation of the mount at `path`: \"private\", \"slave\", \"shared\" or\n\

@@ -684,6 +684,21 @@ pub fn chroot(dir: &str) -> Result<()> {
     rustix::process::chdir("/").map_err(|e| rx("chdir", e).path("/"))
 }
 
+/// The id of the mount `path` lies on (statx STATX_MNT_ID, Linux 5.8; the first field of
+/// mountinfo). For a mount point that is the topmost mount there. A final symlink is not
+/// followed.
+pub fn mount_id_at(path: &str) -> Result<u64> {
+    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
+    let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID)
+        .map_err(|e| rx("statx", e).path(path))?;
+    if !StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID) {
+        return Err(SysError::os("statx", Errno::ENOSYS)
+            .path(path)
+            .detail("STATX_MNT_ID is not reported"));
+    }
+    Ok(st.stx_mnt_id)
+}
+
 /// Is the directory `fd` the root of a mount?
 pub fn is_mount_root(fd: BorrowedFd<'_>) -> Result<bool> {
     use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags};
