@@ -183,6 +183,47 @@ fn mount_seq_failing_third_op_rolls_back_the_first_two() {
     );
 }
 
+#[test]
+fn mount_seq_rollback_puts_an_overwritten_file_back() {
+    let s = Scratch::new("seqf");
+    let conf = s.path("conf");
+    std::fs::write(&conf, "old\n").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fifo = s.path("fifo");
+    nix::unistd::mkfifo(
+        fifo.as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"try {{
+                mount_seq([file("{r}/conf", "new\n", 0o644), dir("{r}/t"), #{{ op: "tmpfs", path: "{r}/t" }},
+                           #{{ op: "mount", fstype: "proc", source: "proc", target: "{r}/missing" }}]);
+            }} catch (e) {{ print(`caught: ${{e.message}}`); }}
+            try {{ mount_seq([file("{r}/fifo", "x")]); }} catch (e) {{ print(`fifo: ${{e.message}}`); }}
+            print(`left=${{list_dir("{r}")}}`);
+            for m in mounts() {{ if m.target.starts_with("{r}") {{ print(`MOUNTED ${{m.target}}`); }} }}"#,
+            r = s.root()
+        ),
+    );
+    assert!(out.contains("undid the 3 op(s) before it"), "{out}");
+    // The file has its old content and mode again; what the sequence made is gone.
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "old\n");
+    let mode = std::fs::metadata(&conf).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "{out}");
+    assert!(!Path::new(&s.path("t")).exists(), "{out}");
+    assert!(!out.contains("MOUNTED"), "{out}");
+    // A FIFO in the way is refused by name (opening it to write would block forever).
+    assert!(
+        out.contains("fifo: ") && out.contains("a device, FIFO or socket, not a regular file"),
+        "{out}"
+    );
+    let meta = std::fs::symlink_metadata(&fifo).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));
+}
+
 /// A tree holding the usual tricks.
 fn hostile_tree(dir: &str, hostdir: &str) {
     std::fs::create_dir_all(format!("{dir}/real")).unwrap();

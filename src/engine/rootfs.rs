@@ -439,7 +439,9 @@ pub fn register(api: &mut Api) {
          \"chdir\" (path); dir(), file(), symlink(), bind_entry() build such maps. An op with\n\
          `may_fail: true` may fail without stopping the sequence. Returns one result map per op\n\
          (#{ op, ok, path } plus `error` when it failed). When a required op fails, everything\n\
-         done so far is undone in reverse order and the error is raised. Options: root (resolve\n\
+         done so far is undone in reverse order (mounts detached, what was created removed, a file\n\
+         that was overwritten put back) and the error is raised. A \"file\" op refuses to write\n\
+         over anything but a regular file (a device node or FIFO is never opened). Options: root (resolve\n\
          every path inside it), keep (mounts stay after the recipe ends).\n\
          Example:\n    mount_seq([#{ op: \"tmpfs\", path: \"/mnt\", size: \"1m\" }, dir(\"/mnt/a\"),\n               #{ op: \"mount\", source: \"proc\", target: \"/mnt/a\", fstype: \"proc\", may_fail: true }], #{});",
         |ops: Array, opts: Map| -> RResult<Array> {
@@ -460,6 +462,8 @@ enum Undo {
     Umount(String, Option<OwnId>),
     Remove(Vec<String>, bool),
     Chdir(OwnedFd),
+    /// Put back a file an op overwrote: path, content, mode.
+    Restore(String, Vec<u8>, u32),
     Nothing,
 }
 
@@ -483,6 +487,7 @@ fn undo(u: Undo, root: &OwnedFd) -> Result<(), crate::sys::SysError> {
             first
         }
         Undo::Chdir(fd) => rustix::process::fchdir(&fd).map_err(|e| safepath::rx("chdir back", e)),
+        Undo::Restore(p, content, mode) => safepath::write_file(root.as_fd(), &p, &content, mode),
         Undo::Nothing => Ok(()),
     }
 }
@@ -579,6 +584,8 @@ fn run_op(m: &Map, root: Option<&str>, rootfd: &OwnedFd, keep: bool) -> RResult<
             let o = Opts::new(op, map, &["path", "content", "mode", "root"])?;
             let p = rel_path(&o, "path")?;
             let created = missing_prefixes(rootfd, &p);
+            // A file that exists is saved first, so a rollback can put it back.
+            let saved = safepath::save_file(rootfd.as_fd(), &p, SAVE_MAX).script()?;
             safepath::write_file(
                 rootfd.as_fd(),
                 &p,
@@ -599,7 +606,10 @@ fn run_op(m: &Map, root: Option<&str>, rootfd: &OwnedFd, keep: bool) -> RResult<
                     all.extend(dirs.iter().cloned());
                     Undo::Remove(all, false)
                 }
-                _ => Undo::Nothing,
+                _ => match saved {
+                    Some((content, mode)) => Undo::Restore(p.clone(), content, mode),
+                    None => Undo::Nothing,
+                },
             };
             Ok((host_path(&p, root), undo))
         }
@@ -639,6 +649,10 @@ fn run_op(m: &Map, root: Option<&str>, rootfd: &OwnedFd, keep: bool) -> RResult<
         }
     }
 }
+
+/// The largest existing file a mount_seq `file` op overwrites (it is kept in memory until
+/// the sequence ends, for the rollback).
+const SAVE_MAX: u64 = 16 << 20;
 
 fn mount_seq(ops: &Array, root: Option<String>, keep: bool) -> RResult<Array> {
     let rootfd = safepath::open_dir(Path::new(root.as_deref().unwrap_or("/")))

@@ -185,6 +185,49 @@ pub fn write_file(root: BorrowedFd<'_>, path: &str, content: &[u8], mode: u32) -
     Ok(())
 }
 
+/// The content and permission bits of the regular file `path` inside `root`, or None when
+/// nothing is there: what a rollback needs to put an overwritten file back. A final symlink
+/// is not followed (write_file would not write through it either). Anything but a regular
+/// file, or one over `max` bytes, is an error, so the caller can refuse before writing: the
+/// kind is checked on an O_PATH handle first, so a device node or FIFO is never opened, and
+/// the file read is checked to be the one that was looked at.
+pub fn save_file(root: BorrowedFd<'_>, path: &str, max: u64) -> Result<Option<(Vec<u8>, u32)>> {
+    let refuse = |why: String| Err(SysError::invalid("file", "path", why));
+    let handle = match open_in(root, path, OFlags::PATH | OFlags::NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let seen = rfs::fstat(&handle).map_err(|e| rx("stat", e).path(path))?;
+    let kind = rfs::FileType::from_raw_mode(seen.st_mode);
+    if kind != rfs::FileType::RegularFile {
+        let what = match kind {
+            rfs::FileType::Symlink => "a symlink",
+            rfs::FileType::Directory => "a directory",
+            _ => "a device, FIFO or socket",
+        };
+        return refuse(format!("{path} exists and is {what}, not a regular file"));
+    }
+    if seen.st_size as u64 > max {
+        return refuse(format!(
+            "{path} exists and is over {max} bytes; it is not overwritten, as a rollback could not put it back"
+        ));
+    }
+    let fd = open_in(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+    )?;
+    let st = rfs::fstat(&fd).map_err(|e| rx("stat", e).path(path))?;
+    if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino) {
+        return refuse(format!("{path} was replaced while it was being saved"));
+    }
+    let mut content = Vec::with_capacity(st.st_size as usize);
+    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut content)
+        .map_err(|e| SysError::io("read", &e).path(path))?;
+    Ok(Some((content, st.st_mode & 0o7777)))
+}
+
 /// Create a symlink `path -> target` inside `root` (parents created 0755). The target is
 /// stored as given and never followed here.
 pub fn symlink(root: BorrowedFd<'_>, target: &str, path: &str) -> Result<()> {
