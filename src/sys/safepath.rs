@@ -120,14 +120,44 @@ fn split_last(path: &str) -> Option<(String, String)> {
     Some((parent.join("/"), last.to_string()))
 }
 
+/// A directory inside a root to create things in: the root itself (borrowed, no syscall to
+/// get it) or a directory found or made inside it.
+enum Parent<'a> {
+    Root(BorrowedFd<'a>),
+    Dir(OwnedFd),
+}
+
+impl AsFd for Parent<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Parent::Root(fd) => fd.as_fd(),
+            Parent::Dir(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// The directory `parent` (a path from `split_last`) inside `root`, made 0755 where
+/// missing.
+fn parent_dir<'a>(root: BorrowedFd<'a>, parent: &str) -> Result<Parent<'a>> {
+    if parent.is_empty() {
+        Ok(Parent::Root(root))
+    } else {
+        mkdir_all(root, parent, 0o755).map(Parent::Dir)
+    }
+}
+
 /// Create every missing directory of `path` inside `root` (new ones get `mode`, umask
-/// ignored) and return an O_PATH handle on it.
+/// ignored) and return a handle on it (O_PATH, or O_RDONLY when it was just made).
 pub fn mkdir_all(root: BorrowedFd<'_>, path: &str, mode: u32) -> Result<OwnedFd> {
     match open_in(root, path, OFlags::PATH | OFlags::DIRECTORY) {
-        Ok(fd) => return Ok(fd),
-        Err(e) if e.errno() == Some(Errno::ENOENT) => {}
-        Err(e) => return Err(e.detail("creating directories")),
+        Ok(fd) => Ok(fd),
+        Err(e) if e.errno() == Some(Errno::ENOENT) => make_dir(root, path, mode),
+        Err(e) => Err(e.detail("creating directories")),
     }
+}
+
+/// `mkdir_all` for a `path` already known to be missing (or to end in a dangling symlink).
+fn make_dir(root: BorrowedFd<'_>, path: &str, mode: u32) -> Result<OwnedFd> {
     let Some((parent, name)) = split_last(path) else {
         return open_in(root, ".", OFlags::PATH | OFlags::DIRECTORY);
     };
@@ -138,9 +168,11 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &str, mode: u32) -> Result<OwnedFd>
             format!("{path:?} ends in \"..\""),
         ));
     }
-    let pfd = mkdir_all(root, &parent, 0o755)?;
+    let pfd = parent_dir(root, &parent)?;
     match rfs::mkdirat(&pfd, name.as_str(), Mode::from_raw_mode(mode & 0o7777)) {
         Ok(()) => {
+            // Opened by its one name in a parent resolved inside the root, never through a
+            // symlink: a directory swapped in meanwhile is still inside the root.
             let d = rfs::openat(
                 &pfd,
                 name.as_str(),
@@ -150,6 +182,7 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &str, mode: u32) -> Result<OwnedFd>
             .map_err(|e| rx("mkdir", e).path(path))?;
             rfs::fchmod(&d, Mode::from_raw_mode(mode & 0o7777))
                 .map_err(|e| rx("chmod", e).path(path))?;
+            return Ok(d);
         }
         Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(rx("mkdir", e).path(path)),
@@ -168,7 +201,7 @@ pub fn mkdir_all(root: BorrowedFd<'_>, path: &str, mode: u32) -> Result<OwnedFd>
 pub fn write_file(root: BorrowedFd<'_>, path: &str, content: &[u8], mode: u32) -> Result<()> {
     let (parent, name) = split_last(path)
         .ok_or_else(|| SysError::invalid("file", "path", "the root itself is not a file"))?;
-    let pfd = mkdir_all(root, &parent, 0o755)?;
+    let pfd = parent_dir(root, &parent)?;
     let fd = rfs::openat(
         &pfd,
         name.as_str(),
@@ -234,13 +267,13 @@ pub fn symlink(root: BorrowedFd<'_>, target: &str, path: &str) -> Result<()> {
     let (parent, name) = split_last(path).ok_or_else(|| {
         SysError::invalid("symlink", "path", "the root itself cannot be a symlink")
     })?;
-    let pfd = mkdir_all(root, &parent, 0o755)?;
+    let pfd = parent_dir(root, &parent)?;
     rfs::symlinkat(target, &pfd, name.as_str())
         .map_err(|e| rx("symlink", e).path(path).detail(format!("→ {target}")))
 }
 
-/// An O_PATH handle on a mount point at `path` inside `root`, creating a directory (or an
-/// empty file when `file` is set, for binding a file) if nothing is there.
+/// A handle on a mount point at `path` inside `root` (as `mkdir_all` gives), creating a
+/// directory (or an empty file when `file` is set, for binding a file) if nothing is there.
 pub fn mount_point(root: BorrowedFd<'_>, path: &str, file: bool) -> Result<OwnedFd> {
     check_inside("mount", "target", path)?;
     match open_in(root, path, OFlags::PATH) {
@@ -249,11 +282,11 @@ pub fn mount_point(root: BorrowedFd<'_>, path: &str, file: bool) -> Result<Owned
         Err(e) => return Err(e),
     }
     if !file {
-        return mkdir_all(root, path, 0o755);
+        return make_dir(root, path, 0o755);
     }
     let (parent, name) = split_last(path)
         .ok_or_else(|| SysError::invalid("mount", "target", "the root itself is not a file"))?;
-    let pfd = mkdir_all(root, &parent, 0o755)?;
+    let pfd = parent_dir(root, &parent)?;
     match rfs::openat(
         &pfd,
         name.as_str(),

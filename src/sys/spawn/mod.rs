@@ -216,6 +216,11 @@ pub fn start(plan: &Plan) -> Result<Pending> {
         .filter(|(k, _)| !(*k == NsKind::Cgroup && plan.defers_cgroup_ns()))
         .map(|(_, n)| n.as_ref())
         .collect();
+    // Probe the fd mount API here, once per shell: every child inherits the answer instead
+    // of probing (an fsopen and a close) after its clone.
+    if plan.creates(NsKind::Mnt) {
+        super::fsmount::available();
+    }
     // Flush what the shell printed so the child does not inherit a half-written buffer.
     use std::io::Write;
     let _ = std::io::stdout().flush();
