@@ -1107,3 +1107,56 @@ fn enter_rootfs_takes_a_plan_a_map_or_a_directory() {
         "{out}"
     );
 }
+
+/// Pivoting or entering a root from a mount namespace the shell shares with its parent would
+/// change the root of the parent too (of the whole host, when it is the host's namespace):
+/// refused with a hint, and the parent's root is intact. Here the parent is a `sh` in a
+/// throwaway namespace of the test's own.
+#[test]
+fn moving_the_root_of_a_shared_mount_namespace_is_refused() {
+    if !need_root() {
+        return;
+    }
+    let s = Scratch::new("shared");
+    let calls = [
+        "rootfs(#{ tmp: true }).enter()".to_string(),
+        "enter_rootfs(#{ tmp: true }, false)".to_string(),
+        format!("pivot_into(\"{}\")", s.root()),
+        format!("chroot_pivot(\"{}\")", s.root()),
+    ];
+    for call in calls {
+        let script = format!(
+            "{} -e '{call}'; echo rc=$?; test -d /usr/bin && echo ROOT-INTACT",
+            ctrsh_bin()
+        );
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        assert!(
+            o.contains("rc=1") && o.contains("ROOT-INTACT"),
+            "{call}: {o}{e}"
+        );
+        assert!(
+            e.contains("shares its mount namespace with its parent")
+                && e.contains("unshare([\"mnt\"])"),
+            "{call}: {e}"
+        );
+    }
+    // With a namespace of its own the shell moves, and only it.
+    let script = format!(
+        "{} -e 'unshare([\"mnt\"]); rootfs(#{{ tmp: true }}).enter(); print(list_dir(\"/\"))'; test -d /usr/bin && echo ROOT-INTACT",
+        ctrsh_bin()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("[\"tmp\"]") && o.contains("ROOT-INTACT"),
+        "{o}{}",
+        text(&out.stderr)
+    );
+}

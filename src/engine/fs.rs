@@ -19,7 +19,7 @@ use super::error::{arg_err, int_arg, sys_err, IntoScript, RResult};
 use super::opts::{size_of, strs_of, Opts};
 use crate::sys::mount::{self, Attrs, BindOpts, Place, TmpfsOpts};
 use crate::sys::mountinfo::{self, MountEntry};
-use crate::sys::ns::NsKind;
+use crate::sys::ns::{self, NsKind};
 use crate::sys::{safepath, SysError};
 
 /// Run `f` with the target place: inside `root` when given, else on the host.
@@ -499,9 +499,12 @@ pub fn register(api: &mut Api) {
         "chroot_pivot(dir: string)",
         "ctrtool's chroot_pivot: make `dir` the root of the shell's mount namespace (bound to\n\
          itself if it is not a mount point, pivot_root, the old root detached). Needs a mount\n\
-         namespace of its own.\n\
+         namespace of its own: refused while the shell shares its parent's.\n\
          Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    tmpfs(\"/mnt\"); chroot_pivot(\"/mnt\"); print(list_dir(\"/\"));",
-        |dir: &str| -> RResult<()> { mount::chroot_pivot(dir, None).script() },
+        |dir: &str| -> RResult<()> {
+            ns::require_own_mnt_ns("chroot_pivot").script()?;
+            mount::chroot_pivot(dir, None).script()
+        },
     );
     api.func(
         "chroot_pivot",
@@ -513,19 +516,27 @@ pub fn register(api: &mut Api) {
         |dir: &str, new_root: &str, put_old: &str| -> RResult<()> { mount::chroot_pivot(dir, Some((new_root, put_old))).script() },
     );
     let pivot_text = "Make `dir` the shell's root: bind it to itself if needed, pivot_root, chdir /, detach\n\
-         the old root. `mount_proc: true` mounts a new /proc (for the shell's pid namespace).\n\
+         the old root. `mount_proc: true` mounts a new /proc (for the shell's pid namespace;\n\
+         `dir`/proc is created if missing). Refused while the shell shares its parent's mount\n\
+         namespace (unshare([\"mnt\"]) first).\n\
          Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    rootfs(#{ tmp: true }).build(\"/mnt\"); pivot_into(\"/mnt\", true); print(list_dir(\"/\"));";
     api.func(
         "pivot_into",
         "pivot_into(dir: string, mount_proc: bool)",
         pivot_text,
-        |dir: &str, proc: bool| -> RResult<()> { mount::pivot_into(dir, proc).script() },
+        |dir: &str, proc: bool| -> RResult<()> {
+            ns::require_own_mnt_ns("pivot_into").script()?;
+            mount::pivot_into(dir, proc).script()
+        },
     );
     api.func(
         "pivot_into",
         "pivot_into(dir: string)",
         pivot_text,
-        |dir: &str| -> RResult<()> { mount::pivot_into(dir, false).script() },
+        |dir: &str| -> RResult<()> {
+            ns::require_own_mnt_ns("pivot_into").script()?;
+            mount::pivot_into(dir, false).script()
+        },
     );
     api.func(
         "mounts",

@@ -352,9 +352,12 @@ pub fn register(api: &mut Api) {
         "Rootfs.enter()",
         "Move the shell itself into the root: make every mount private, build it on /tmp (bind\n\
          sources are cloned first, so nothing is hidden) and pivot into it. Needs a mount\n\
-         namespace of the shell's own (unshare([\"mnt\"])).\n\
+         namespace of the shell's own (unshare([\"mnt\"])): refused while it shares its parent's.\n\
          Example:\n    unshare([\"mnt\"]); rootfs(#{ proc: true, tmp: true }).enter(); print(list_dir(\"/\"));",
-        |r: &mut Rootfs| -> RResult<()> { sr::enter(&r.plan).script() },
+        |r: &mut Rootfs| -> RResult<()> {
+            crate::sys::ns::require_own_mnt_ns("enter").script()?;
+            sr::enter(&r.plan).script()
+        },
     );
     api.func(
         "enter_rootfs",
@@ -362,8 +365,10 @@ pub fn register(api: &mut Api) {
         "Move the shell into a root the way spawn(#{ rootfs }) moves a container: a rootfs(...)\n\
          value or its spec map is built and pivoted into (as .enter()); a directory is pivoted\n\
          into directly. `mount_proc` mounts a new /proc afterwards (unless the plan has one).\n\
+         Refused while the shell shares its parent's mount namespace.\n\
          Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    enter_rootfs(#{ tmp: true }, true); print(list_dir(\"/\"));",
         |root: Dynamic, mount_proc: bool| -> RResult<()> {
+            crate::sys::ns::require_own_mnt_ns("enter_rootfs").script()?;
             match rootfs_arg("enter_rootfs", &root)? {
                 RootArg::Plan(plan) => {
                     sr::enter(&plan).script()?;

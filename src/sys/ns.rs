@@ -246,6 +246,34 @@ pub fn inode_of(pid: i32, kind: NsKind) -> Result<u64> {
         .map_err(|e| SysError::io("stat namespace", &e).path(path))
 }
 
+/// Refuse to change the root of a mount namespace the shell shares with its parent: a
+/// pivot there changes the root of every process in it (the host's, when it is the host's
+/// namespace and `unshare(["mnt"])` was forgotten). A parent outside our pid namespace, or
+/// one whose namespace cannot be read (gone, no /proc), is no evidence either way.
+pub fn require_own_mnt_ns(op: &str) -> Result<()> {
+    let ppid = nix::unistd::getppid().as_raw();
+    if ppid <= 0 {
+        return Ok(());
+    }
+    let (Ok(mine), Ok(theirs)) = (inode_of(0, NsKind::Mnt), inode_of(ppid, NsKind::Mnt)) else {
+        return Ok(());
+    };
+    if mine != theirs {
+        return Ok(());
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap_or_default();
+    Err(SysError::invalid(
+        op,
+        "mount namespace",
+        format!(
+            "the shell shares its mount namespace with its parent (pid {ppid}, {}): changing \
+             the root here would change it for every process in that namespace",
+            comm.trim()
+        ),
+    )
+    .hint("call unshare([\"mnt\"]) first: then only the shell's own view changes"))
+}
+
 /// The inodes of this process's current namespaces, kinds the kernel lacks left out.
 pub fn current_inodes() -> Vec<(NsKind, u64)> {
     NsKind::ALL
