@@ -1160,3 +1160,59 @@ fn moving_the_root_of_a_shared_mount_namespace_is_refused() {
         text(&out.stderr)
     );
 }
+
+/// A mount on a path that is a symlink lands where the link points; the recipe's teardown
+/// must detach it there (it used to look at the link, find no mount of its own and leave
+/// the mount, and for squashfs the loop device, behind).
+#[test]
+fn mounts_on_a_symlinked_target_are_torn_down_where_they_landed() {
+    if !need_root() {
+        return;
+    }
+    let s = Scratch::new("lnk");
+    std::fs::create_dir_all(s.path("src/d")).unwrap();
+    let image = s.path("img.sqfs");
+    mksquashfs(&s.path("src"), &image);
+    for k in ["t", "b", "s", "o", "m", "r", "lower"] {
+        std::fs::create_dir_all(s.path(&format!("real-{k}"))).unwrap();
+        std::os::unix::fs::symlink(s.path(&format!("real-{k}")), s.path(&format!("to-{k}")))
+            .unwrap();
+    }
+    let code = format!(
+        r#"print(tmpfs("{r}/to-t")); bind("/usr", "{r}/to-b", #{{ ro: true }}); squashfs("{image}", "{r}/to-s");
+           overlay(#{{ lower: ["{r}/to-lower", "{r}/src"], target: "{r}/to-o" }});
+           mount(#{{ source: "none", fstype: "tmpfs", target: "{r}/to-m" }}); rootfs(#{{ tmp: true }}).build("{r}/to-r");
+           for x in resources() {{ print(x); }}"#,
+        r = s.root()
+    );
+    let script = format!(
+        "{} -e '{code}' && echo --- && cat /proc/self/mountinfo",
+        ctrsh_bin()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    let (during, after) = o.split_once("---\n").unwrap_or_else(|| panic!("{o}{e}"));
+    assert!(during.starts_with(&s.path("real-t")), "{during}");
+    for (what, k) in [
+        ("tmpfs", "t"),
+        ("bind", "b"),
+        ("squashfs", "s"),
+        ("overlay", "o"),
+        ("mount", "m"),
+        ("rootfs", "r"),
+    ] {
+        assert!(
+            during.contains(&format!("{what} on {}\n", s.path(&format!("real-{k}")))),
+            "{during}"
+        );
+    }
+    assert!(
+        !after.contains(&s.root()),
+        "left mounted after the recipe: {after}"
+    );
+    assert!(e.is_empty(), "{e}");
+    assert!(loop_released(&image), "loop device of {image} not released");
+}

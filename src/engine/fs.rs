@@ -63,6 +63,24 @@ pub fn host_path(path: &str, root: Option<&str>) -> String {
     }
 }
 
+/// Where a mount just made on `path` really is (a symlink on the way, the last component
+/// included, is followed as the mount followed it): what teardown and the caller must see.
+/// Inside `root` the link is resolved inside it.
+pub fn mounted_at(path: &str, root: Option<&str>) -> String {
+    let real = match root {
+        None => std::fs::canonicalize(path)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned()),
+        Some(r) => safepath::open_dir(Path::new(r)).ok().and_then(|fd| {
+            let t = safepath::open_in(fd.as_fd(), path, rustix::fs::OFlags::PATH).ok()?;
+            std::fs::read_link(safepath::fd_path(&t))
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned())
+        }),
+    };
+    real.unwrap_or_else(|| host_path(path, root))
+}
+
 /// Detach a mount the recipe made; one that is already gone is not an error.
 pub fn umount_quiet(path: &str) -> Result<(), SysError> {
     match mount::umount(path, true) {
@@ -309,7 +327,7 @@ pub fn do_mount(o: &Opts) -> RResult<String> {
             data.as_deref(),
         )
     })?;
-    Ok(host_path(&target, root.as_deref()))
+    Ok(mounted_at(&target, root.as_deref()))
 }
 
 pub fn do_bind(op: &str, src: &str, dst: &str, o: &Opts) -> RResult<String> {
@@ -330,7 +348,7 @@ pub fn do_bind(op: &str, src: &str, dst: &str, o: &Opts) -> RResult<String> {
         idmap: idmap.as_ref().map(|n| n.as_fd()),
     };
     with_place(op, "dst", dst, root.as_deref(), |p| mount::bind(src, p, bo))?;
-    Ok(host_path(dst, root.as_deref()))
+    Ok(mounted_at(dst, root.as_deref()))
 }
 
 pub fn tmpfs_opts(o: &Opts) -> RResult<TmpfsOpts> {
@@ -350,7 +368,7 @@ pub fn do_tmpfs(dst: &str, o: &Opts) -> RResult<String> {
     let t = tmpfs_opts(o)?;
     let root = o.str("root")?;
     with_place(o.op, "dst", dst, root.as_deref(), |p| mount::tmpfs(p, &t))?;
-    Ok(host_path(dst, root.as_deref()))
+    Ok(mounted_at(dst, root.as_deref()))
 }
 
 pub fn register(api: &mut Api) {
@@ -624,7 +642,7 @@ pub fn register(api: &mut Api) {
         let dev = with_place("squashfs", "target", target, root.as_deref(), |p| {
             mount::squashfs(image, subdir.as_deref(), p, attrs)
         })?;
-        let t = host_path(target, root.as_deref());
+        let t = mounted_at(target, root.as_deref());
         own_mount(o.bool("keep", false)?, "squashfs", t.clone());
         let mut m = Map::new();
         m.insert("target".into(), t.into());
@@ -663,7 +681,7 @@ pub fn register(api: &mut Api) {
             let attrs = attrs_of(&o, false)?;
             let userxattr = o.bool("userxattr", false)?;
             with_place("overlay", "target", &target, root.as_deref(), |p| mount::overlay(&lower, upper.as_deref(), work.as_deref(), userxattr, p, attrs))?;
-            let t = host_path(&target, root.as_deref());
+            let t = mounted_at(&target, root.as_deref());
             own_mount(o.bool("keep", false)?, "overlay", t.clone());
             Ok(t)
         },

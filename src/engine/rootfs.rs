@@ -16,8 +16,8 @@ use super::api::Api;
 use super::cleanup::{self, OwnId};
 use super::error::{arg_err, sys_err, IntoScript, RResult};
 use super::fs::{
-    do_bind, do_mount, do_tmpfs, host_path, own_mount, tmpfs_opts, umount_quiet, BIND_KEYS,
-    MOUNT_KEYS, TMPFS_KEYS,
+    do_bind, do_mount, do_tmpfs, host_path, mounted_at, own_mount, tmpfs_opts, umount_quiet,
+    BIND_KEYS, MOUNT_KEYS, TMPFS_KEYS,
 };
 use super::opts::{size_of, Opts};
 use crate::sys::mount::{self, Attrs};
@@ -330,7 +330,7 @@ pub fn register(api: &mut Api) {
          Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    rootfs(#{ tmp: true }).build(\"/mnt\"); print(list_dir(\"/mnt\"));",
         |r: &mut Rootfs, dir: &str| -> RResult<()> {
             sr::build(&r.plan, dir).script()?;
-            own_mount(false, "rootfs", dir.to_string());
+            own_mount(false, "rootfs", mounted_at(dir, None));
             Ok(())
         },
     );
@@ -343,7 +343,7 @@ pub fn register(api: &mut Api) {
             let o = Opts::new("build", opts, &["keep"])?;
             let keep = o.bool("keep", false)?;
             sr::build(&r.plan, dir).script()?;
-            own_mount(keep, "rootfs", dir.to_string());
+            own_mount(keep, "rootfs", mounted_at(dir, None));
             Ok(())
         },
     );

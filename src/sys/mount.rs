@@ -616,7 +616,13 @@ pub fn umount(path: &str, detach: bool) -> Result<()> {
     rustix::mount::unmount(path, f).map_err(|e| {
         let err = rx("umount", e).path(path);
         match e {
-            rustix::io::Errno::INVAL => err.detail("not a mount point"),
+            rustix::io::Errno::INVAL => match std::fs::read_link(path) {
+                Ok(to) => err.detail(format!(
+                    "a symlink (to {}); umount never follows one: unmount where it points",
+                    to.display()
+                )),
+                Err(_) => err.detail("not a mount point"),
+            },
             rustix::io::Errno::BUSY => err.hint("still in use: umount(path, #{ detach: true }) detaches it now and frees it when unused"),
             _ => err,
         }
