@@ -128,6 +128,38 @@ fn bind_ro_makes_writes_fail_with_erofs_also_in_submounts() {
     assert!(!Path::new(&s.path("src/a")).exists());
 }
 
+/// mount(2) ignores "ro" (and nosuid ...) on a new bind mount: mount() applies them with a
+/// bind remount as mount(8) does, and a remount of a bind mount needs no source.
+#[test]
+fn mount_bind_ro_is_read_only_and_remount_needs_no_source() {
+    let s = Scratch::new("mbro");
+    std::fs::create_dir_all(s.path("src")).unwrap();
+    std::fs::create_dir_all(s.path("dst")).unwrap();
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"mount(#{{ source: "{src}", target: "{dst}", flags: ["bind", "ro", "nosuid"] }});
+            try {{ write_file("{dst}/a", "no"); print("WROTE"); }} catch (e) {{ print(`first ${{e.errno_name}}`); }}
+            mount(#{{ target: "{dst}", flags: "remount,bind,rw" }});
+            write_file("{dst}/b", "yes"); print("second ok");"#,
+            src = s.path("src"),
+            dst = s.path("dst")
+        ),
+    );
+    assert!(
+        out.contains("first EROFS") && out.contains("second ok"),
+        "{out}"
+    );
+    let dst = s.path("dst");
+    let m = inner_mounts(&out);
+    // The last state: read-write again after the remount.
+    assert!(
+        m.iter().any(|(t, _, o)| *t == dst && o.starts_with("rw")),
+        "{m:?}"
+    );
+    assert_eq!(std::fs::read_to_string(s.path("src/b")).unwrap(), "yes");
+}
+
 #[test]
 fn tmpfs_size_mode_uid_gid() {
     let s = Scratch::new("tm");

@@ -311,7 +311,7 @@ pub fn do_mount(o: &Opts) -> RResult<String> {
             "a filesystem type is needed (e.g. \"tmpfs\", \"proc\"), or a flag such as \"bind\"",
         ));
     }
-    if flags & libc::MS_BIND != 0 {
+    if flags & libc::MS_BIND != 0 && flags & libc::MS_REMOUNT == 0 {
         let s = source
             .as_deref()
             .ok_or_else(|| arg_err(o.op, "source", "a bind mount needs a source"))?;
@@ -378,6 +378,9 @@ pub fn register(api: &mut Api) {
         "Mount a filesystem with mount(2): #{ source, target, fstype, flags, data }.\n\
          `flags` is an array of names (or \"ro,nosuid\"): ro rw nosuid nodev noexec bind rbind\n\
          move remount rec private slave shared unbindable relatime noatime strictatime ...\n\
+         With \"bind\", attribute flags (ro, nosuid, nodev, noexec, ...) are applied by a bind\n\
+         remount as mount(8) does, on the top mount only: bind(src, dst, #{ ro: true }) makes\n\
+         every submount read-only. A remount (\"remount\", \"bind\", \"ro\") needs no source.\n\
          `data` is the filesystem's option string. `root: dir` resolves the target inside\n\
          `dir`. The mount is detached when the recipe ends unless `keep: true`.\n\
          Returns the target. Prefer tmpfs(), bind(), squashfs(), overlay(): they build the\n\

@@ -227,6 +227,7 @@ pub fn mount(
         nix::mount::MsFlags::from_bits_retain(flags),
         data,
     )
+    .and_then(|()| bind_attrs(&tpath, flags))
     .map_err(|e| {
         let err = SysError::os("mount", e).path(target.path()).detail(detail);
         match e {
@@ -243,6 +244,37 @@ pub fn mount(
             ),
             _ => err,
         }
+    })
+}
+
+/// The per-mount flags a new bind mount ignores (mount(2) takes them only on a remount).
+const BIND_ATTR_FLAGS: libc::c_ulong = libc::MS_RDONLY
+    | libc::MS_NOSUID
+    | libc::MS_NODEV
+    | libc::MS_NOEXEC
+    | libc::MS_NOATIME
+    | libc::MS_NODIRATIME
+    | libc::MS_RELATIME
+    | libc::MS_STRICTATIME
+    | 256; // MS_NOSYMFOLLOW
+
+/// After a new bind mount, apply the attribute flags it was given with a bind remount, as
+/// mount(8) does (on the top mount only); if that fails the bind is taken away again.
+fn bind_attrs(tpath: &str, flags: libc::c_ulong) -> nix::Result<()> {
+    let attrs = flags & BIND_ATTR_FLAGS;
+    if flags & libc::MS_BIND == 0 || flags & libc::MS_REMOUNT != 0 || attrs == 0 {
+        return Ok(());
+    }
+    let remount = libc::MS_REMOUNT | libc::MS_BIND | attrs;
+    nix::mount::mount(
+        None::<&str>,
+        tpath,
+        None::<&str>,
+        nix::mount::MsFlags::from_bits_retain(remount),
+        None::<&str>,
+    )
+    .inspect_err(|_| {
+        let _ = nix::mount::umount2(tpath, nix::mount::MntFlags::MNT_DETACH);
     })
 }
 
