@@ -1248,3 +1248,54 @@ fn mounts_on_a_symlinked_target_are_torn_down_where_they_landed() {
     assert!(e.is_empty(), "{e}");
     assert!(loop_released(&image), "loop device of {image} not released");
 }
+
+/// What a recipe mounted or made is torn down in the mount namespace and root it was made
+/// in, after the shell moved on: chroot, unshare(["mnt"]), entering a rootfs; and a mount
+/// that chroot_pivot moved is detached where it went, without a spurious error.
+#[test]
+fn teardown_happens_where_things_were_made_after_the_shell_moved() {
+    if !need_root() {
+        return;
+    }
+    let s = Scratch::new("moved");
+    std::fs::create_dir_all(s.path("src/d")).unwrap();
+    let image = s.path("img.sqfs");
+    mksquashfs(&s.path("src"), &image);
+    for d in ["m1", "m2", "M"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    let tag = unique("mv");
+    let r = s.root();
+    let recipes = [
+        format!(r#"squashfs("{image}", "{r}/m1"); chroot("{r}/src");"#),
+        format!(r#"tmpfs("{r}/m2"); unshare(["mnt"]);"#),
+        format!(r#"unshare(["mnt"]); mkdtemp("{tag}"); rootfs(#{{ tmp: true }}).enter();"#),
+        format!(
+            r#"let M = "{r}/M"; tmpfs(M); mkdir(M + "/next"); tmpfs(M + "/next"); mkdir(M + "/next/old");
+               chroot_pivot(M, "/next", "/next/old");"#
+        ),
+    ];
+    for code in recipes {
+        let script = format!(
+            "{} -e '{code}' && echo --- && cat /proc/self/mountinfo",
+            ctrsh_bin()
+        );
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        let (_, after) = o
+            .split_once("---\n")
+            .unwrap_or_else(|| panic!("{code}: {o}{e}"));
+        assert!(!after.contains(&r), "{code}: left mounted: {after}");
+        assert!(e.is_empty(), "{code}: {e}");
+    }
+    assert!(loop_released(&image), "loop device of {image} not released");
+    let left: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&tag))
+        .collect();
+    assert!(left.is_empty(), "mkdtemp directory left: {left:?}");
+}

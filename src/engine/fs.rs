@@ -3,7 +3,8 @@
 //! The rootfs plan and mount_seq live in `engine::rootfs`.
 //!
 //! Every mount made on the host side is owned by the recipe (`cleanup::own`) and detached
-//! when it ends, unless the call says `keep: true`. A `root` option resolves the target
+//! when it ends, unless the call says `keep: true`: by its mount id, where it is then, in
+//! the mount namespace and root it was made in (`sys::fsview`), whatever the shell did since. A `root` option resolves the target
 //! inside that directory (symlinks and `..` never leave it; missing mount points are
 //! created there).
 
@@ -17,6 +18,7 @@ use super::api::Api;
 use super::cleanup;
 use super::error::{arg_err, int_arg, sys_err, IntoScript, RResult};
 use super::opts::{size_of, strs_of, Opts};
+use crate::sys::fsview::FsView;
 use crate::sys::mount::{self, Attrs, BindOpts, Place, TmpfsOpts};
 use crate::sys::mountinfo::{self, MountEntry};
 use crate::sys::ns::{self, NsKind};
@@ -97,50 +99,59 @@ thread_local! {
 
 /// Register a host mount for teardown unless `keep`. The mount is remembered by its id, not
 /// only its path: at teardown only that mount is detached — not a mount stacked on it
-/// later (say one made with `keep: true`), and nothing when it is already gone.
-pub fn own_mount(keep: bool, what: &str, path: String) {
+/// later (say one made with `keep: true`), and nothing when it is already gone; one that was
+/// moved (MS_MOVE, chroot_pivot) is detached where it is now. Teardown happens in the mount
+/// namespace and root the mount was made in, wherever the shell has moved since.
+pub fn own_mount(keep: bool, what: &str, path: String) -> Option<cleanup::OwnId> {
     if keep {
-        return;
+        return None;
     }
     // Without an id (a kernel before 5.8) teardown goes by path, as it did before.
     let id = mount::mount_id_at(&path).ok();
+    let view = FsView::current().ok();
     let desc = format!("{what} on {path}");
     let own = cleanup::own(desc, move || {
         if let Some(id) = id {
             OWNED_MOUNTS.with(|m| m.borrow_mut().retain(|(i, _)| *i != id));
         }
-        umount_owned(&path, id)
+        match view {
+            Some(v) => v.run(|| umount_owned(&path, id)),
+            None => umount_owned(&path, id),
+        }
     });
     if let Some(id) = id {
         OWNED_MOUNTS.with(|m| m.borrow_mut().push((id, own)));
     }
+    Some(own)
 }
 
-/// Detach the owned mount `id` at `path` if it is still the topmost mount there.
+/// Detach the owned mount `id` (made at `path`) if it is the topmost mount where it is now.
 fn umount_owned(path: &str, id: Option<u64>) -> Result<(), SysError> {
     let Some(id) = id else {
         return umount_quiet(path);
     };
     match mount::mount_id_at(path) {
-        Ok(top) if top == id => umount_quiet(path),
-        // The path is gone: so is the mount.
-        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(e),
-        Ok(_) => {
-            let still = mountinfo::read(0)
-                .map(|all| all.iter().any(|m| m.id == id))
-                .unwrap_or(false);
-            if still {
-                Err(SysError::invalid(
-                    "umount",
-                    "path",
-                    format!("{path}: left mounted, another mount made later covers it"),
-                )
-                .hint("unmount the covering mount first, or give this one keep: true"))
-            } else {
-                Ok(()) // unmounted already (by the recipe or by hand)
-            }
-        }
+        Ok(top) if top == id => return umount_quiet(path),
+        Ok(_) => {}
+        // The path is gone; the mount may have moved.
+        Err(e) if e.errno() == Some(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let all = mountinfo::read(0)?;
+    let Some(now) = all.iter().find(|m| m.id == id) else {
+        return Ok(()); // unmounted already (by the recipe or by hand)
+    };
+    match mount::mount_id_at(&now.target) {
+        Ok(top) if top == id => umount_quiet(&now.target),
+        _ => Err(SysError::invalid(
+            "umount",
+            "path",
+            format!(
+                "{}: left mounted, another mount made later covers it",
+                now.target
+            ),
+        )
+        .hint("unmount the covering mount first, or give this one keep: true")),
     }
 }
 
@@ -732,15 +743,18 @@ pub fn register(api: &mut Api) {
                 })?;
             let d = d.to_string_lossy().into_owned();
             let rm = d.clone();
-            cleanup::own(
-                format!("directory {d}"),
-                move || match std::fs::remove_dir(&rm) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(SysError::io("rmdir", &e).path(&rm))
-                    }
-                    _ => Ok(()),
-                },
-            );
+            // Removed where it was made, even after the shell moved (chroot, pivot_into).
+            let view = FsView::current().ok();
+            let remove = move || match std::fs::remove_dir(&rm) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(SysError::io("rmdir", &e).path(&rm))
+                }
+                _ => Ok(()),
+            };
+            cleanup::own(format!("directory {d}"), move || match view {
+                Some(v) => v.run(remove),
+                None => remove(),
+            });
             Ok(d)
         },
     );

@@ -523,14 +523,7 @@ fn run_op(m: &Map, root: Option<&str>, rootfd: &OwnedFd, keep: bool) -> RResult<
     if let Some(r) = root {
         map.insert("root".into(), r.into());
     }
-    let own = |t: &str, what: &str| -> Option<OwnId> {
-        (!keep).then(|| {
-            cleanup::own(format!("{what} on {t}"), {
-                let t = t.to_string();
-                move || umount_quiet(&t)
-            })
-        })
-    };
+    let own = |t: &str, what: &str| -> Option<OwnId> { own_mount(keep, what, t.to_string()) };
     let rel_path = |o: &Opts, key: &str| -> RResult<String> {
         let p = o.req_str(key)?;
         if root.is_none() {

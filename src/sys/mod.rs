@@ -25,6 +25,7 @@ pub mod wait;
 
 pub use error::{Result, SysError};
 pub mod fsmount;
+pub mod fsview;
 pub mod loopdev;
 pub mod mount;
 pub mod mountinfo;

@@ -219,6 +219,16 @@ pub fn setns_fd(fd: BorrowedFd<'_>, kind: NsKind) -> Result<()> {
     setns_checked(fd, kind)
 }
 
+/// setns(2) back into a mount namespace the shell was in (teardown after it moved). The
+/// thread check needs /proc, which the root the shell moved to may lack: it is made where
+/// it can be.
+pub fn setns_mnt_back(fd: BorrowedFd<'_>) -> Result<()> {
+    if std::path::Path::new("/proc/self/task").exists() {
+        super::thread::assert_single_threaded("setns")?;
+    }
+    setns_checked(fd, NsKind::Mnt)
+}
+
 /// setns(2) for a caller that checked it is single-threaded already (NsGuard checks once
 /// before it moves: inside another mount namespace /proc/self may not exist).
 fn setns_checked(fd: BorrowedFd<'_>, kind: NsKind) -> Result<()> {
