@@ -6,7 +6,7 @@
 //! when it ends, unless the call says `keep: true`: by its mount id, where it is then, in
 //! the mount namespace and root it was made in (`sys::fsview`), whatever the shell did since. A `root` option resolves the target
 //! inside that directory (symlinks and `..` never leave it; missing mount points are
-//! created there).
+//! created there and stay after the recipe: only mount_seq removes what it created).
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -413,7 +413,7 @@ pub fn register(api: &mut Api) {
              Options: ro (read-only on every submount, via mount_setattr AT_RECURSIVE), nosuid,\n\
              nodev, noexec, idmap (an Ns of kind user, or a Process whose user namespace to use:\n\
              owners are mapped through it, MOUNT_ATTR_IDMAP), root (resolve dst inside this\n\
-             directory, creating the mount point), keep (do not detach when the recipe ends).\n\
+             directory, creating a missing mount point, which stays), keep (do not detach when the recipe ends).\n\
              Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    bind(\"/usr\", \"/mnt\", #{ ro: true });";
         if with_opts {
             api.func(
