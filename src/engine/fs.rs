@@ -4,9 +4,10 @@
 //!
 //! Every mount made on the host side is owned by the recipe (`cleanup::own`) and detached
 //! when it ends, unless the call says `keep: true`: by its mount id, where it is then, in
-//! the mount namespace and root it was made in (`sys::fsview`), whatever the shell did since. A `root` option resolves the target
-//! inside that directory (symlinks and `..` never leave it; missing mount points are
-//! created there and stay after the recipe: only mount_seq removes what it created).
+//! the mount namespace and root it was made in (`sys::fsview`), whatever the shell did
+//! since. A `root` option resolves the target inside that directory (symlinks and `..`
+//! never leave it; missing mount points are created there and stay after the recipe: only
+//! mount_seq removes what it created).
 
 use std::os::fd::AsFd;
 use std::path::Path;
