@@ -680,6 +680,7 @@ fn bad_input_is_named_and_changes_nothing() {
     let s = Scratch::new("bad");
     std::fs::create_dir_all(s.path("d")).unwrap();
     let d = s.path("d");
+    let bind_nope = format!("entries[1] (bind {d}/nope → /x)");
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
             format!(r#"bind("{d}/missing-source", "{d}");"#),
@@ -739,6 +740,29 @@ fn bad_input_is_named_and_changes_nothing() {
         (
             format!(r#"propagation("{d}", "privat");"#),
             vec!["kind", "unknown propagation"],
+        ),
+        // Entry errors say which entry: its index, op and path.
+        (
+            r#"rootfs(#{ entries: [dir("/b"), dir("/a", -1)] });"#.to_string(),
+            vec!["rootfs(entries[1].mode): dir /a: -1 is not a file mode"],
+        ),
+        (
+            r#"rootfs(#{ entries: [#{ op: "tmpfs", path: "/t", sz: "1m" }] });"#.to_string(),
+            vec!["rootfs(entries[0].sz): tmpfs /t: unknown option \"sz\""],
+        ),
+        (
+            r#"rootfs(#{ entries: [ro_bind("/usr"), symlink("", "/x")] });"#.to_string(),
+            vec!["rootfs(entries[1].target): symlink /x: an empty symlink target"],
+        ),
+        (
+            format!(r#"rootfs(#{{ entries: [file("/f", "x"), dir("/f/x")] }}).build("{d}");"#),
+            vec!["entries[1] (dir /f/x)", "ENOTDIR"],
+        ),
+        (
+            format!(
+                r#"rootfs(#{{ entries: [dir("/a"), bind_entry("{d}/nope", "/x")] }}).build("{d}");"#
+            ),
+            vec![&bind_nope, "ENOENT"],
         ),
         (
             format!(r#"squashfs("{d}/none.sqfs", "{d}");"#),

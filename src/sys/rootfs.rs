@@ -167,9 +167,9 @@ impl Rootfs {
                 format!("{:o} is not a file mode", self.mode),
             ));
         }
-        for e in &self.entries {
+        for (i, e) in self.entries.iter().enumerate() {
             if let Entry::Bind(b) = e {
-                mount::need_absolute("rootfs", "src", &b.src)?;
+                mount::need_absolute("rootfs", "src", &b.src).map_err(|err| at_entry(err, i, e))?;
             }
         }
         if let Some(f) = &self.fsroot {
@@ -179,6 +179,31 @@ impl Rootfs {
         }
         Ok(())
     }
+}
+
+impl Entry {
+    /// What an error about this entry calls it: "dir /a", "bind /usr → /usr".
+    pub fn describe(&self) -> String {
+        match self {
+            Entry::Dir { path, .. } => format!("dir {path}"),
+            Entry::File { path, .. } => format!("file {path}"),
+            Entry::Symlink { path, .. } => format!("symlink {path}"),
+            Entry::Bind(b) => format!("bind {} → {}", b.src, b.dst),
+            Entry::Tmpfs { path, .. } => format!("tmpfs {path}"),
+        }
+    }
+}
+
+/// `e` as the failure of `entries[i]`: the error says which entry (its index and op).
+fn at_entry(e: SysError, i: usize, entry: &Entry) -> SysError {
+    let what = format!("entries[{i}] ({})", entry.describe());
+    let detail = match e.detail.as_deref() {
+        // A bind's errors already describe it ("bind /usr → /usr").
+        Some(d) if d == entry.describe() => what,
+        Some(d) => format!("{what}: {d}"),
+        None => what,
+    };
+    e.detail(detail)
 }
 
 /// A bind source cloned before the root exists. Without the fd mount API (`legacy`) it is
@@ -291,9 +316,9 @@ pub fn build(plan: &Rootfs, target: &str) -> Result<()> {
         }
     }
     let mut prepared: Vec<Option<Prepared>> = Vec::new();
-    for e in &plan.entries {
+    for (i, e) in plan.entries.iter().enumerate() {
         prepared.push(match e {
-            Entry::Bind(b) => prepare(b)?,
+            Entry::Bind(b) => prepare(b).map_err(|err| at_entry(err, i, e))?,
             _ => None,
         });
     }
@@ -436,32 +461,8 @@ fn fill(
         };
         safepath::mkdir_all(root, d, mode)?;
     }
-    for (e, p) in plan.entries.iter().zip(prepared.iter()) {
-        match e {
-            Entry::Dir { path, mode } => {
-                safepath::mkdir_all(root, path, *mode)?;
-            }
-            Entry::File {
-                path,
-                content,
-                mode,
-            } => safepath::write_file(root, path, content, *mode)?,
-            Entry::Symlink { target, path } => safepath::symlink(root, target, path)?,
-            Entry::Bind(b) => {
-                if let Some(p) = p {
-                    attach_at(root, p, &b.dst)?;
-                }
-            }
-            Entry::Tmpfs { path, opts } if !fsmount::available() => {
-                safepath::mkdir_all(root, path, 0o755)?;
-                mount::tmpfs(Place::InRoot(root, path), opts)?;
-            }
-            Entry::Tmpfs { path, opts } => {
-                let t = mount::tmpfs_detached("rootfs", opts)?;
-                let at = safepath::mkdir_all(root, path, 0o755)?;
-                fsmount::attach(t.as_fd(), at.as_fd()).map_err(|e| e.path(path))?;
-            }
-        }
+    for (i, (e, p)) in plan.entries.iter().zip(prepared.iter()).enumerate() {
+        fill_entry(root, e, p.as_ref()).map_err(|err| at_entry(err, i, e))?;
     }
     let vfs = |fstype: &str, path: &str, attrs: u64, opts: &[(&str, Option<&str>)]| -> Result<()> {
         if !fsmount::available() {
@@ -552,6 +553,36 @@ fn fill(
                 None::<&str>,
             )
             .map_err(|e| SysError::os("mount", e).detail("read-only root (MS_REMOUNT)"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Make one entry inside the root (`p`: its bind source, cloned by `prepare`).
+fn fill_entry(root: BorrowedFd<'_>, e: &Entry, p: Option<&Prepared>) -> Result<()> {
+    match e {
+        Entry::Dir { path, mode } => {
+            safepath::mkdir_all(root, path, *mode)?;
+        }
+        Entry::File {
+            path,
+            content,
+            mode,
+        } => safepath::write_file(root, path, content, *mode)?,
+        Entry::Symlink { target, path } => safepath::symlink(root, target, path)?,
+        Entry::Bind(b) => {
+            if let Some(p) = p {
+                attach_at(root, p, &b.dst)?;
+            }
+        }
+        Entry::Tmpfs { path, opts } if !fsmount::available() => {
+            safepath::mkdir_all(root, path, 0o755)?;
+            mount::tmpfs(Place::InRoot(root, path), opts)?;
+        }
+        Entry::Tmpfs { path, opts } => {
+            let t = mount::tmpfs_detached("rootfs", opts)?;
+            let at = safepath::mkdir_all(root, path, 0o755)?;
+            fsmount::attach(t.as_fd(), at.as_fd()).map_err(|e| e.path(path))?;
         }
     }
     Ok(())
