@@ -341,6 +341,93 @@ fn hostile_source_tree_never_leads_outside_the_root() {
     assert_host_untouched(&hostdir, &tag);
 }
 
+#[test]
+fn fsroot_refuses_bad_names_and_makes_rw_dirs_inside_the_rw_tree() {
+    let s = Scratch::new("fsr");
+    let tag = format!("ctrsh-fsr-{}", unique("n"));
+    let hostdir = s.path("hostdir");
+    for d in ["ro/etc", "rw", "rw2", "root", "hostdir"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    let (ro, rw) = (s.path("ro"), s.path("rw"));
+    // Names that are not plain top-level ones are refused by name, never dropped quietly.
+    for (bad, want) in [
+        ("/usr", "write \"usr\""),
+        ("../x", "not a plain top-level name"),
+        ("a/b", "not a plain top-level name"),
+        ("", "an empty name"),
+        (".", "not a name of the root"),
+        ("..", "not a name of the root"),
+        ("_fsroot_rw", "the scheme's own"),
+    ] {
+        for key in ["links", "rw_dirs"] {
+            let err = private_err(
+                &s,
+                &format!(
+                    r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw: "{rw}", {key}: ["etc", "{bad}"] }} }}).build("{root}");"#,
+                    root = s.path("root")
+                ),
+            );
+            assert!(
+                err.contains(&format!("rootfs(fsroot.{key})")) && err.contains(want),
+                "{key} {bad:?}: {err}"
+            );
+        }
+    }
+    // rw_dirs without a read-write source would be links to nothing.
+    let err = private_err(
+        &s,
+        &format!(r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw_dirs: ["var"] }} }});"#),
+    );
+    assert!(
+        err.contains("rootfs(fsroot.rw_dirs)") && err.contains("give fsroot.rw too"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&rw).unwrap().count(), 0, "rw touched");
+    // rw_dirs missing in the rw tree are made there (0755), so their links lead somewhere.
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw: "{rw}", rw_dirs: ["var", "home"] }} }}).build("{root}");
+            print(`root=${{list_dir("{root}")}}`);
+            print(`var=${{read_link("{root}/var")}} ${{list_dir("{root}/var")}}`);
+            write_file("{root}/home/f", "x");"#,
+            root = s.path("root")
+        ),
+    );
+    assert!(
+        out.contains("root=[\"_fsroot_ro\", \"_fsroot_rw\", \"etc\", \"home\", \"var\"]"),
+        "{out}"
+    );
+    assert!(out.contains("var=_fsroot_rw/var []"), "{out}");
+    for d in ["var", "home"] {
+        let m = std::fs::symlink_metadata(s.path(&format!("rw/{d}"))).unwrap();
+        assert!(m.is_dir() && m.mode() & 0o7777 == 0o755, "rw/{d}: {m:?}");
+    }
+    assert_eq!(std::fs::read_to_string(s.path("rw/home/f")).unwrap(), "x");
+    // A symlink in the rw tree never makes it create outside that tree.
+    std::os::unix::fs::symlink(format!("{hostdir}/{tag}"), s.path("rw2/var")).unwrap();
+    std::os::unix::fs::symlink(format!("../../..{hostdir}/{tag}"), s.path("rw2/srv")).unwrap();
+    for d in ["var", "srv"] {
+        let err = private_err(
+            &s,
+            &format!(
+                r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw: "{rw2}", rw_dirs: ["{d}"] }} }}).build("{root}");"#,
+                rw2 = s.path("rw2"),
+                root = s.path("root")
+            ),
+        );
+        assert!(
+            err.contains("fsroot.rw_dirs")
+                && err.contains(&format!("making {d} in the read-write source"))
+                && err.contains("a dangling symlink is in the way"),
+            "{err}"
+        );
+    }
+    assert_host_untouched(&hostdir, &tag);
+    assert_eq!(std::fs::read_dir(s.path("root")).unwrap().count(), 0);
+}
+
 fn mksquashfs(src: &str, image: &str) {
     let st = Command::new("mksquashfs")
         .args([
@@ -439,7 +526,7 @@ fn hostile_squashfs_image_stays_inside() {
             umount("{mnt}");
             try {{ squashfs("{image}", "{mnt}", #{{ subdir: "img/abs" }}); print("abs MOUNTED"); }} catch (e) {{ print(`abs: ${{e.errno_name}}`); }}
             squashfs("{image}", "{mnt}", #{{ subdir: "img" }});
-            let r = rootfs(#{{ fsroot: #{{ ro: "{mnt}", rw_dirs: ["tmp"] }}, entries: [file("/etc/{tag}", "x"), dir("/up/{tag}.d"), file("/rel/{tag}.f", "x")] }});
+            let r = rootfs(#{{ fsroot: #{{ ro: "{mnt}" }}, entries: [file("/etc/{tag}", "x"), dir("/up/{tag}.d"), file("/rel/{tag}.f", "x")] }});
             try {{ r.build("{root}"); print(`built=${{list_dir("{root}")}}`); }} catch (e) {{ print(`build: ${{e.message}}`); }}"#,
             mnt = s.path("mnt"),
             root = s.path("root")

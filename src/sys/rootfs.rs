@@ -84,9 +84,11 @@ pub struct Bind {
 pub struct FsRoot {
     pub ro: Option<String>,
     pub rw: Option<String>,
-    /// Names linked into _fsroot_rw instead of _fsroot_ro (e.g. "var").
+    /// Names linked into _fsroot_rw instead of _fsroot_ro (e.g. "var"); each is made in the
+    /// `rw` tree when it is missing there. Needs `rw`.
     pub rw_dirs: Vec<String>,
-    /// Names to link; empty = every top-level entry of the sources.
+    /// Names to link; empty = every top-level entry of the sources. Plain top-level names
+    /// only (no '/', not "." or "..", not `_fsroot_*`): `validate` refuses others.
     pub links: Vec<String>,
 }
 
@@ -176,6 +178,20 @@ impl Rootfs {
             for p in [&f.ro, &f.rw].into_iter().flatten() {
                 mount::need_absolute("rootfs", "fsroot", p)?;
             }
+            for n in &f.links {
+                top_level_name("fsroot.links", n)?;
+            }
+            for n in &f.rw_dirs {
+                top_level_name("fsroot.rw_dirs", n)?;
+            }
+            if !f.rw_dirs.is_empty() && f.rw.is_none() {
+                return Err(SysError::invalid(
+                    "rootfs",
+                    "fsroot.rw_dirs",
+                    "rw_dirs are linked into the read-write source, and there is none: \
+                     give fsroot.rw too",
+                ));
+            }
         }
         Ok(())
     }
@@ -204,6 +220,31 @@ fn at_entry(e: SysError, i: usize, entry: &Entry) -> SysError {
         None => what,
     };
     e.detail(detail)
+}
+
+/// A name of the `_fsroot_` scheme (`links`, `rw_dirs`): one plain top-level name, as the
+/// symlink is made at `/NAME` and points to `_fsroot_ro/NAME` or `_fsroot_rw/NAME`.
+fn top_level_name(arg: &str, name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        "an empty name".to_string()
+    } else if name == "." || name == ".." {
+        format!("{name:?} is not a name of the root; give plain top-level names like \"var\"")
+    } else if name.contains('/') {
+        let plain = name.trim_matches('/');
+        let hint = if !plain.is_empty() && !plain.contains('/') {
+            format!("write \"{plain}\"")
+        } else {
+            "only top-level names are linked, like \"var\"".to_string()
+        };
+        format!("{name:?} is not a plain top-level name (it has a '/'): {hint}")
+    } else if name.starts_with("_fsroot_") {
+        format!("{name:?}: names starting with _fsroot_ are the scheme's own mounts")
+    } else if name.contains('\0') {
+        format!("{name:?} contains a NUL byte")
+    } else {
+        return Ok(());
+    };
+    Err(SysError::invalid("rootfs", arg, why))
 }
 
 /// A bind source cloned before the root exists. Without the fd mount API (`legacy`) it is
@@ -417,18 +458,35 @@ fn fill(
         } else {
             f.links.clone()
         };
+        // The read-write tree, where each linked rw_dir is made if it is missing (so its link
+        // does not dangle); resolved inside that tree, whatever symlinks it holds.
+        let rw_tree = match &f.rw {
+            Some(_) if !f.rw_dirs.is_empty() => Some(safepath::open_in(
+                root,
+                "_fsroot_rw",
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+            )?),
+            _ => None,
+        };
         for name in names {
-            if name.contains('/')
-                || name == ".."
-                || name.starts_with("_fsroot_")
-                || reserved.contains(&name.as_str())
-            {
+            // Names listed from the sources may be the scheme's own or made by other options;
+            // names given in `links` were checked to be plain by `validate`.
+            if name.starts_with("_fsroot_") || reserved.contains(&name.as_str()) {
                 continue;
             }
-            let side = if f.rw_dirs.contains(&name) {
-                "_fsroot_rw"
-            } else {
-                "_fsroot_ro"
+            let side = match &rw_tree {
+                Some(rw) if f.rw_dirs.contains(&name) => {
+                    safepath::mkdir_all(rw.as_fd(), &name, 0o755).map_err(|e| {
+                        let what = format!("making {name} in the read-write source");
+                        let detail = match e.detail.as_deref() {
+                            Some(d) => format!("{what}: {d}"),
+                            None => what,
+                        };
+                        e.name("fsroot.rw_dirs").detail(detail)
+                    })?;
+                    "_fsroot_rw"
+                }
+                _ => "_fsroot_ro",
             };
             safepath::symlink(root, &format!("{side}/{name}"), &name)?;
         }
