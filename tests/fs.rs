@@ -507,6 +507,39 @@ fn squashfs_subdirectory_and_loop_device_released() {
 }
 
 #[test]
+fn ctr_squashfs_root_rw_dirs_are_plain_names() {
+    let s = Scratch::new("sqr");
+    std::fs::create_dir_all(s.path("src/generic/etc")).unwrap();
+    let image = s.path("images.sqfs");
+    mksquashfs(&s.path("src"), &image);
+    // "../x" would be made next to the writable tmpfs, on the host's /tmp.
+    let tag = format!("ctrsh-sqesc-{}", unique("e"));
+    for bad in [
+        format!("../{tag}"),
+        format!("{tag}/x"),
+        String::new(),
+        "..".into(),
+    ] {
+        let err = private_err(
+            &s,
+            &format!(
+                r#"import "ctr" as ctr; ctr::squashfs_root("{image}", "generic", #{{ rw_dirs: ["var", "{bad}"] }});"#
+            ),
+        );
+        let escaped = Path::new(&format!("/tmp/{tag}")).exists();
+        let _ = std::fs::remove_dir_all(format!("/tmp/{tag}"));
+        assert!(!escaped, "/tmp/{tag} was made on the host");
+        assert!(
+            err.contains(&format!(
+                "ctr::squashfs_root(rw_dirs): {bad:?} is not a plain top-level name"
+            )),
+            "{bad}: {err}"
+        );
+    }
+    assert!(loop_released(&image));
+}
+
+#[test]
 fn hostile_squashfs_image_stays_inside() {
     let s = Scratch::new("sqe");
     let tag = format!("ctrsh-evil-{}", unique("q"));
