@@ -507,6 +507,59 @@ fn squashfs_subdirectory_and_loop_device_released() {
 }
 
 #[test]
+fn squashfs_subdir_must_name_a_directory_inside_the_image() {
+    let s = Scratch::new("sqs");
+    std::fs::create_dir_all(s.path("src/generic/etc")).unwrap();
+    std::fs::write(s.path("src/generic/etc/os-release"), "x\n").unwrap();
+    let image = s.path("images.sqfs");
+    mksquashfs(&s.path("src"), &image);
+    std::fs::create_dir_all(s.path("mnt")).unwrap();
+    // A subdir that is the image's root or climbs out of it is refused by name: it would
+    // quietly mount the whole image.
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"for d in ["", ".", "/", "a/..", "../..", "generic/../.."] {{
+                try {{ squashfs("{image}", "{mnt}", #{{ subdir: d }}); print(`MOUNTED ${{d}}`); }}
+                catch (e) {{ print(`refused ${{d.to_debug()}}: ${{e.message}}`); }}
+            }}
+            import "ctr" as ctr;
+            try {{ ctr::squashfs_root("{image}", "", #{{}}); print("ROOT MADE"); }}
+            catch (e) {{ print(`root: ${{e.message}}`); }}
+            let r = ctr::squashfs_root("{image}", (), #{{}});
+            print(`whole image ${{r}}`);"#,
+            mnt = s.path("mnt")
+        ),
+    );
+    for d in ["\"\"", "\".\"", "\"/\"", "\"a/..\""] {
+        assert!(
+            out.contains(&format!(
+                "refused {d}: squashfs(subdir): {d} is the image's root"
+            )),
+            "{d}: {out}"
+        );
+    }
+    for d in ["\"../..\"", "\"generic/../..\""] {
+        assert!(
+            out.contains(&format!(
+                "refused {d}: squashfs(subdir): {d} climbs out of the image"
+            )),
+            "{d}: {out}"
+        );
+    }
+    assert!(
+        out.contains("root: squashfs(subdir): \"\" is the image's root"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("MOUNTED") && !out.contains("ROOT MADE"),
+        "{out}"
+    );
+    assert!(out.contains("whole image Rootfs("), "{out}");
+    assert!(loop_released(&image));
+}
+
+#[test]
 fn ctr_squashfs_root_rw_dirs_are_plain_names() {
     let s = Scratch::new("sqr");
     std::fs::create_dir_all(s.path("src/generic/etc")).unwrap();
@@ -995,6 +1048,18 @@ fn script_ctrtool_squashfs_runs_from_a_subdirectory() {
     assert!(o.contains("generic") && !o.contains("other"), "{o}");
     assert!(o.contains("_fsroot_ro") && o.contains("_fsroot_rw"), "{o}");
     assert!(loop_released(&image));
+    // A SUBDIR that names no directory inside the image is an error about SUBDIR, not a
+    // container of the whole image failing later.
+    for bad in ["", "../..", "."] {
+        let out = run_script("ctrtool-squashfs.rhai", &[&image, bad, "/bin/true"]);
+        let e = text(&out.stderr);
+        assert!(!out.status.success(), "{bad:?}: {}", text(&out.stdout));
+        assert!(
+            e.contains("squashfs(subdir)") && e.contains("inside"),
+            "{bad:?}: {e}"
+        );
+        assert!(loop_released(&image));
+    }
 }
 
 #[test]
