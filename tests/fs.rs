@@ -993,7 +993,8 @@ fn script_toybox_root_is_exactly_the_plan() {
             "/bin/sh",
             "-c",
             &format!(
-                "ls /; touch /usr/{tag} 2>&1; ls /home /var 2>&1; ls /proc | grep -c '^[0-9]'"
+                "ls /; touch /usr/{tag} 2>&1; ls /home /var 2>&1; ls /proc | grep -c '^[0-9]'; \
+                 echo tmp=$(grep ' /tmp ' /proc/self/mountinfo | grep -c ' - tmpfs ') $(stat -c %a /tmp)"
             ),
         ],
     );
@@ -1004,6 +1005,8 @@ fn script_toybox_root_is_exactly_the_plan() {
     );
     assert!(o.contains("Read-only file system"), "{o}");
     assert!(o.contains("/home") && o.contains("No such file"), "{o}");
+    // /tmp is a tmpfs of its own, world-writable and sticky, as toybox mounts it.
+    assert!(o.contains("tmp=1 1777"), "{o}");
     assert!(!Path::new(&format!("/usr/{tag}")).exists());
     assert!(host_mounts_with("toybox").is_empty());
 }
