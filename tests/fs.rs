@@ -1130,6 +1130,64 @@ fn overlay_merges_lower_and_upper() {
 }
 
 #[test]
+fn mount_seq_examples_mount_only_in_their_own_namespace_and_leave_nothing() {
+    if !need_root() {
+        return;
+    }
+    let doc = ctrsh().args(["doc", "mount_seq"]).output().unwrap();
+    let doc = text(&doc.stdout);
+    // Each example: the indented lines after "Example:".
+    let mut examples: Vec<String> = Vec::new();
+    let mut cur: Option<Vec<&str>> = None;
+    for l in doc.lines() {
+        if l.trim() == "Example:" {
+            cur = Some(Vec::new());
+        } else if let Some(c) = cur.as_mut() {
+            if l.starts_with("        ") {
+                c.push(l.trim_start());
+            } else {
+                examples.push(c.join("\n"));
+                cur = None;
+            }
+        }
+    }
+    examples.extend(cur.map(|c| c.join("\n")));
+    assert_eq!(examples.len(), 2, "{doc}");
+    let bin = assert_cmd::cargo::cargo_bin("ctrsh");
+    for ex in examples {
+        // Readers copy examples: one that mounts must first move into a private namespace.
+        assert!(
+            ex.starts_with("unshare([\"mnt\"]); propagation(\"/\", \"private\""),
+            "{ex}"
+        );
+        // Run it with fresh tmpfs's on /tmp and /mnt (in a throwaway namespace) to see what
+        // it leaves there; the binary is reached through an fd opened before /tmp is covered.
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "exec 3<\"$0\"; mount -t tmpfs t /tmp && mount -t tmpfs m /mnt || exit 90; \
+                 before=$(wc -l </proc/self/mountinfo); /proc/self/fd/3 -e \"$1\" || exit 91; \
+                 echo \"mounts $before $(wc -l </proc/self/mountinfo)\"; \
+                 echo \"left: $(find /tmp /mnt -mindepth 1)\"",
+            )
+            .arg(&bin)
+            .arg(&ex)
+            .output()
+            .unwrap();
+        let o = text(&out.stdout);
+        assert!(out.status.success(), "{ex}\n{o}{}", text(&out.stderr));
+        let counts: Vec<&str> = o
+            .lines()
+            .find_map(|l| l.strip_prefix("mounts "))
+            .expect(&o)
+            .split(' ')
+            .collect();
+        assert_eq!(counts[0], counts[1], "{ex}: mounts left\n{o}");
+        assert!(o.contains("left: \n"), "{ex}: files left\n{o}");
+    }
+}
+
+#[test]
 fn mount2_fallback_binds_read_only_recursively_and_mounts_tmpfs() {
     let s = Scratch::new("leg");
     std::fs::create_dir_all(s.path("src/sub")).unwrap();

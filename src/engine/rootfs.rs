@@ -517,7 +517,7 @@ pub fn register(api: &mut Api) {
          that was overwritten put back) and the error is raised. A \"file\" op refuses to write\n\
          over anything but a regular file (a device node or FIFO is never opened). Options: root (resolve\n\
          every path inside it), keep (mounts stay after the recipe ends).\n\
-         Example:\n    mount_seq([#{ op: \"tmpfs\", path: \"/mnt\", size: \"1m\" }, dir(\"/mnt/a\"),\n               #{ op: \"mount\", source: \"proc\", target: \"/mnt/a\", fstype: \"proc\", may_fail: true }], #{});",
+         Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    mount_seq([#{ op: \"tmpfs\", path: \"/mnt\", size: \"1m\" }, dir(\"/mnt/a\"),\n               #{ op: \"mount\", source: \"proc\", target: \"/mnt/a\", fstype: \"proc\", may_fail: true }], #{});",
         |ops: Array, opts: Map| -> RResult<Array> {
             let o = Opts::new("mount_seq", opts, &["root", "keep"])?;
             mount_seq(&ops, o.str("root")?, o.bool("keep", false)?)
@@ -526,7 +526,7 @@ pub fn register(api: &mut Api) {
     api.func(
         "mount_seq",
         "mount_seq(ops: array) -> array",
-        "mount_seq(ops, #{}) — see there.\nExample:\n    mount_seq([dir(\"/tmp/x\"), #{ op: \"tmpfs\", path: \"/tmp/x\" }]);",
+        "mount_seq(ops, #{}) — see there.\nExample:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    let d = mkdtemp(\"seq\");   // removed at the end, after the tmpfs on it is detached\n    mount_seq([#{ op: \"tmpfs\", path: d }, dir(`${d}/x`)]);",
         |ops: Array| -> RResult<Array> { mount_seq(&ops, None, false) },
     );
 }
