@@ -977,6 +977,10 @@ fn script_hello_prints_hello_world() {
     let out = run_script("hello.rhai", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello, world!\n");
+    // Every word is echoed, as echo would.
+    let out = run_script("hello.rhai", &["a", "b c", "d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a b c d\n");
     let after = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
