@@ -167,7 +167,7 @@ fn mount_seq_failing_third_op_rolls_back_the_first_two() {
     );
     assert!(out.contains("ok=[true, true, true, false]"), "{out}");
     assert!(
-        out.contains("caught: mount_seq op 3 (mount) failed; undid the 2 op(s) before it"),
+        out.contains("caught: mount_seq op 3 (mount) failed; undid the 2 ops done before it"),
         "{out}"
     );
     assert!(
@@ -208,7 +208,7 @@ fn mount_seq_rollback_puts_an_overwritten_file_back() {
             r = s.root()
         ),
     );
-    assert!(out.contains("undid the 3 op(s) before it"), "{out}");
+    assert!(out.contains("undid the 3 ops done before it"), "{out}");
     // The file has its old content and mode again; what the sequence made is gone.
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), "old\n");
     let mode = std::fs::metadata(&conf).unwrap().permissions().mode() & 0o7777;
@@ -936,6 +936,13 @@ fn bad_input_is_named_and_changes_nothing() {
                 r#"rootfs(#{{ entries: [dir("/a"), bind_entry("{d}/nope", "/x")] }}).build("{d}");"#
             ),
             vec![&bind_nope, "ENOENT"],
+        ),
+        (
+            format!(r#"mount_seq([symlink("", "{d}/l")]);"#),
+            vec![
+                "mount_seq op 1 (symlink) failed; nothing to undo",
+                "an empty symlink target",
+            ],
         ),
         (
             format!(r#"squashfs("{d}/none.sqfs", "{d}");"#),

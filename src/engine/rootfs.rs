@@ -782,10 +782,15 @@ fn mount_seq(ops: &Array, root: Option<String>, keep: bool) -> RResult<Array> {
                         undo_errors.push(ue.to_string());
                     }
                 }
+                let undone = match n {
+                    0 => "nothing to undo".to_string(),
+                    1 => "undid the op done before it".to_string(),
+                    n => format!("undid the {n} ops done before it"),
+                };
                 return Err(annotate(
                     e,
                     format!(
-                        "mount_seq op {} ({kind}) failed; undid the {n} op(s) before it{}",
+                        "mount_seq op {} ({kind}) failed; {undone}{}",
                         i + 1,
                         if undo_errors.is_empty() {
                             String::new()
