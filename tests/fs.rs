@@ -945,6 +945,10 @@ fn bad_input_is_named_and_changes_nothing() {
             ],
         ),
         (
+            r#"mkdtemp("");"#.to_string(),
+            vec!["mkdtemp(prefix): an empty name"],
+        ),
+        (
             format!(r#"squashfs("{d}/none.sqfs", "{d}");"#),
             vec!["image", "does not exist"],
         ),

@@ -719,7 +719,14 @@ pub fn register(api: &mut Api) {
          removed when the recipe ends (after what is mounted in it is detached).\n\
          Example:\n    let stage = mkdtemp(\"box\"); squashfs(\"/srv/images.sqfs\", stage);",
         |prefix: &str| -> RResult<String> {
-            if prefix.contains('/') || prefix.is_empty() {
+            if prefix.is_empty() {
+                return Err(arg_err(
+                    "mkdtemp",
+                    "prefix",
+                    "an empty name: give a plain name like \"box\"",
+                ));
+            }
+            if prefix.contains('/') {
                 return Err(arg_err("mkdtemp", "prefix", "a plain name without '/'"));
             }
             let d =
