@@ -199,7 +199,7 @@ fn mount_seq_failing_third_op_rolls_back_the_first_two() {
     );
     assert!(out.contains("ok=[true, true, true, false]"), "{out}");
     assert!(
-        out.contains("caught: mount_seq op 3 (mount) failed; undid the 2 op(s) before it"),
+        out.contains("caught: mount_seq op 3 (mount) failed; undid the 2 ops done before it"),
         "{out}"
     );
     assert!(
@@ -240,7 +240,7 @@ fn mount_seq_rollback_puts_an_overwritten_file_back() {
             r = s.root()
         ),
     );
-    assert!(out.contains("undid the 3 op(s) before it"), "{out}");
+    assert!(out.contains("undid the 3 ops done before it"), "{out}");
     // The file has its old content and mode again; what the sequence made is gone.
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), "old\n");
     let mode = std::fs::metadata(&conf).unwrap().permissions().mode() & 0o7777;
@@ -373,6 +373,93 @@ fn hostile_source_tree_never_leads_outside_the_root() {
     assert_host_untouched(&hostdir, &tag);
 }
 
+#[test]
+fn fsroot_refuses_bad_names_and_makes_rw_dirs_inside_the_rw_tree() {
+    let s = Scratch::new("fsr");
+    let tag = format!("ctrsh-fsr-{}", unique("n"));
+    let hostdir = s.path("hostdir");
+    for d in ["ro/etc", "rw", "rw2", "root", "hostdir"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    let (ro, rw) = (s.path("ro"), s.path("rw"));
+    // Names that are not plain top-level ones are refused by name, never dropped quietly.
+    for (bad, want) in [
+        ("/usr", "write \"usr\""),
+        ("../x", "not a plain top-level name"),
+        ("a/b", "not a plain top-level name"),
+        ("", "an empty name"),
+        (".", "not a name of the root"),
+        ("..", "not a name of the root"),
+        ("_fsroot_rw", "the scheme's own"),
+    ] {
+        for key in ["links", "rw_dirs"] {
+            let err = private_err(
+                &s,
+                &format!(
+                    r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw: "{rw}", {key}: ["etc", "{bad}"] }} }}).build("{root}");"#,
+                    root = s.path("root")
+                ),
+            );
+            assert!(
+                err.contains(&format!("rootfs(fsroot.{key})")) && err.contains(want),
+                "{key} {bad:?}: {err}"
+            );
+        }
+    }
+    // rw_dirs without a read-write source would be links to nothing.
+    let err = private_err(
+        &s,
+        &format!(r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw_dirs: ["var"] }} }});"#),
+    );
+    assert!(
+        err.contains("rootfs(fsroot.rw_dirs)") && err.contains("give fsroot.rw too"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&rw).unwrap().count(), 0, "rw touched");
+    // rw_dirs missing in the rw tree are made there (0755), so their links lead somewhere.
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw: "{rw}", rw_dirs: ["var", "home"] }} }}).build("{root}");
+            print(`root=${{list_dir("{root}")}}`);
+            print(`var=${{read_link("{root}/var")}} ${{list_dir("{root}/var")}}`);
+            write_file("{root}/home/f", "x");"#,
+            root = s.path("root")
+        ),
+    );
+    assert!(
+        out.contains("root=[\"_fsroot_ro\", \"_fsroot_rw\", \"etc\", \"home\", \"var\"]"),
+        "{out}"
+    );
+    assert!(out.contains("var=_fsroot_rw/var []"), "{out}");
+    for d in ["var", "home"] {
+        let m = std::fs::symlink_metadata(s.path(&format!("rw/{d}"))).unwrap();
+        assert!(m.is_dir() && m.mode() & 0o7777 == 0o755, "rw/{d}: {m:?}");
+    }
+    assert_eq!(std::fs::read_to_string(s.path("rw/home/f")).unwrap(), "x");
+    // A symlink in the rw tree never makes it create outside that tree.
+    std::os::unix::fs::symlink(format!("{hostdir}/{tag}"), s.path("rw2/var")).unwrap();
+    std::os::unix::fs::symlink(format!("../../..{hostdir}/{tag}"), s.path("rw2/srv")).unwrap();
+    for d in ["var", "srv"] {
+        let err = private_err(
+            &s,
+            &format!(
+                r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw: "{rw2}", rw_dirs: ["{d}"] }} }}).build("{root}");"#,
+                rw2 = s.path("rw2"),
+                root = s.path("root")
+            ),
+        );
+        assert!(
+            err.contains("fsroot.rw_dirs")
+                && err.contains(&format!("making {d} in the read-write source"))
+                && err.contains("a dangling symlink is in the way"),
+            "{err}"
+        );
+    }
+    assert_host_untouched(&hostdir, &tag);
+    assert_eq!(std::fs::read_dir(s.path("root")).unwrap().count(), 0);
+}
+
 fn mksquashfs(src: &str, image: &str) {
     let st = Command::new("mksquashfs")
         .args([
@@ -452,6 +539,92 @@ fn squashfs_subdirectory_and_loop_device_released() {
 }
 
 #[test]
+fn squashfs_subdir_must_name_a_directory_inside_the_image() {
+    let s = Scratch::new("sqs");
+    std::fs::create_dir_all(s.path("src/generic/etc")).unwrap();
+    std::fs::write(s.path("src/generic/etc/os-release"), "x\n").unwrap();
+    let image = s.path("images.sqfs");
+    mksquashfs(&s.path("src"), &image);
+    std::fs::create_dir_all(s.path("mnt")).unwrap();
+    // A subdir that is the image's root or climbs out of it is refused by name: it would
+    // quietly mount the whole image.
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"for d in ["", ".", "/", "a/..", "../..", "generic/../.."] {{
+                try {{ squashfs("{image}", "{mnt}", #{{ subdir: d }}); print(`MOUNTED ${{d}}`); }}
+                catch (e) {{ print(`refused ${{d.to_debug()}}: ${{e.message}}`); }}
+            }}
+            import "ctr" as ctr;
+            try {{ ctr::squashfs_root("{image}", "", #{{}}); print("ROOT MADE"); }}
+            catch (e) {{ print(`root: ${{e.message}}`); }}
+            let r = ctr::squashfs_root("{image}", (), #{{}});
+            print(`whole image ${{r}}`);"#,
+            mnt = s.path("mnt")
+        ),
+    );
+    for d in ["\"\"", "\".\"", "\"/\"", "\"a/..\""] {
+        assert!(
+            out.contains(&format!(
+                "refused {d}: squashfs(subdir): {d} is the image's root"
+            )),
+            "{d}: {out}"
+        );
+    }
+    for d in ["\"../..\"", "\"generic/../..\""] {
+        assert!(
+            out.contains(&format!(
+                "refused {d}: squashfs(subdir): {d} climbs out of the image"
+            )),
+            "{d}: {out}"
+        );
+    }
+    assert!(
+        out.contains("root: squashfs(subdir): \"\" is the image's root"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("MOUNTED") && !out.contains("ROOT MADE"),
+        "{out}"
+    );
+    assert!(out.contains("whole image Rootfs("), "{out}");
+    assert!(loop_released(&image));
+}
+
+#[test]
+fn ctr_squashfs_root_rw_dirs_are_plain_names() {
+    let s = Scratch::new("sqr");
+    std::fs::create_dir_all(s.path("src/generic/etc")).unwrap();
+    let image = s.path("images.sqfs");
+    mksquashfs(&s.path("src"), &image);
+    // "../x" would be made next to the writable tmpfs, on the host's /tmp.
+    let tag = format!("ctrsh-sqesc-{}", unique("e"));
+    for bad in [
+        format!("../{tag}"),
+        format!("{tag}/x"),
+        String::new(),
+        "..".into(),
+    ] {
+        let err = private_err(
+            &s,
+            &format!(
+                r#"import "ctr" as ctr; ctr::squashfs_root("{image}", "generic", #{{ rw_dirs: ["var", "{bad}"] }});"#
+            ),
+        );
+        let escaped = Path::new(&format!("/tmp/{tag}")).exists();
+        let _ = std::fs::remove_dir_all(format!("/tmp/{tag}"));
+        assert!(!escaped, "/tmp/{tag} was made on the host");
+        assert!(
+            err.contains(&format!(
+                "ctr::squashfs_root(rw_dirs): {bad:?} is not a plain top-level name"
+            )),
+            "{bad}: {err}"
+        );
+    }
+    assert!(loop_released(&image));
+}
+
+#[test]
 fn hostile_squashfs_image_stays_inside() {
     let s = Scratch::new("sqe");
     let tag = format!("ctrsh-evil-{}", unique("q"));
@@ -471,7 +644,7 @@ fn hostile_squashfs_image_stays_inside() {
             umount("{mnt}");
             try {{ squashfs("{image}", "{mnt}", #{{ subdir: "img/abs" }}); print("abs MOUNTED"); }} catch (e) {{ print(`abs: ${{e.errno_name}}`); }}
             squashfs("{image}", "{mnt}", #{{ subdir: "img" }});
-            let r = rootfs(#{{ fsroot: #{{ ro: "{mnt}", rw_dirs: ["tmp"] }}, entries: [file("/etc/{tag}", "x"), dir("/up/{tag}.d"), file("/rel/{tag}.f", "x")] }});
+            let r = rootfs(#{{ fsroot: #{{ ro: "{mnt}" }}, entries: [file("/etc/{tag}", "x"), dir("/up/{tag}.d"), file("/rel/{tag}.f", "x")] }});
             try {{ r.build("{root}"); print(`built=${{list_dir("{root}")}}`); }} catch (e) {{ print(`build: ${{e.message}}`); }}"#,
             mnt = s.path("mnt"),
             root = s.path("root")
@@ -712,6 +885,7 @@ fn bad_input_is_named_and_changes_nothing() {
     let s = Scratch::new("bad");
     std::fs::create_dir_all(s.path("d")).unwrap();
     let d = s.path("d");
+    let bind_nope = format!("entries[1] (bind {d}/nope → /x)");
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
             format!(r#"bind("{d}/missing-source", "{d}");"#),
@@ -772,6 +946,40 @@ fn bad_input_is_named_and_changes_nothing() {
             format!(r#"propagation("{d}", "privat");"#),
             vec!["kind", "unknown propagation"],
         ),
+        // Entry errors say which entry: its index, op and path.
+        (
+            r#"rootfs(#{ entries: [dir("/b"), dir("/a", -1)] });"#.to_string(),
+            vec!["rootfs(entries[1].mode): dir /a: -1 is not a file mode"],
+        ),
+        (
+            r#"rootfs(#{ entries: [#{ op: "tmpfs", path: "/t", sz: "1m" }] });"#.to_string(),
+            vec!["rootfs(entries[0].sz): tmpfs /t: unknown option \"sz\""],
+        ),
+        (
+            r#"rootfs(#{ entries: [ro_bind("/usr"), symlink("", "/x")] });"#.to_string(),
+            vec!["rootfs(entries[1].target): symlink /x: an empty symlink target"],
+        ),
+        (
+            format!(r#"rootfs(#{{ entries: [file("/f", "x"), dir("/f/x")] }}).build("{d}");"#),
+            vec!["entries[1] (dir /f/x)", "ENOTDIR"],
+        ),
+        (
+            format!(
+                r#"rootfs(#{{ entries: [dir("/a"), bind_entry("{d}/nope", "/x")] }}).build("{d}");"#
+            ),
+            vec![&bind_nope, "ENOENT"],
+        ),
+        (
+            format!(r#"mount_seq([symlink("", "{d}/l")]);"#),
+            vec![
+                "mount_seq op 1 (symlink) failed; nothing to undo",
+                "an empty symlink target",
+            ],
+        ),
+        (
+            r#"mkdtemp("");"#.to_string(),
+            vec!["mkdtemp(prefix): an empty name"],
+        ),
         (
             format!(r#"squashfs("{d}/none.sqfs", "{d}");"#),
             vec!["image", "does not exist"],
@@ -812,6 +1020,10 @@ fn script_hello_prints_hello_world() {
     let out = run_script("hello.rhai", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Hello, world!\n");
+    // Every word is echoed, as echo would.
+    let out = run_script("hello.rhai", &["a", "b c", "d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "a b c d\n");
     let after = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -828,7 +1040,8 @@ fn script_toybox_root_is_exactly_the_plan() {
             "/bin/sh",
             "-c",
             &format!(
-                "ls /; touch /usr/{tag} 2>&1; ls /home /var 2>&1; ls /proc | grep -c '^[0-9]'"
+                "ls /; touch /usr/{tag} 2>&1; ls /home /var 2>&1; ls /proc | grep -c '^[0-9]'; \
+                 echo tmp=$(grep ' /tmp ' /proc/self/mountinfo | grep -c ' - tmpfs ') $(stat -c %a /tmp)"
             ),
         ],
     );
@@ -839,6 +1052,8 @@ fn script_toybox_root_is_exactly_the_plan() {
     );
     assert!(o.contains("Read-only file system"), "{o}");
     assert!(o.contains("/home") && o.contains("No such file"), "{o}");
+    // /tmp is a tmpfs of its own, world-writable and sticky, as toybox mounts it.
+    assert!(o.contains("tmp=1 1777"), "{o}");
     assert!(!Path::new(&format!("/usr/{tag}")).exists());
     assert!(host_mounts_with("toybox").is_empty());
 }
@@ -883,6 +1098,18 @@ fn script_ctrtool_squashfs_runs_from_a_subdirectory() {
     assert!(o.contains("generic") && !o.contains("other"), "{o}");
     assert!(o.contains("_fsroot_ro") && o.contains("_fsroot_rw"), "{o}");
     assert!(loop_released(&image));
+    // A SUBDIR that names no directory inside the image is an error about SUBDIR, not a
+    // container of the whole image failing later.
+    for bad in ["", "../..", "."] {
+        let out = run_script("ctrtool-squashfs.rhai", &[&image, bad, "/bin/true"]);
+        let e = text(&out.stderr);
+        assert!(!out.status.success(), "{bad:?}: {}", text(&out.stdout));
+        assert!(
+            e.contains("squashfs(subdir)") && e.contains("inside"),
+            "{bad:?}: {e}"
+        );
+        assert!(loop_released(&image));
+    }
 }
 
 #[test]
@@ -947,6 +1174,64 @@ fn overlay_merges_lower_and_upper() {
     );
     assert!(out.contains("ls=[\"a\", \"b\"] a=1"), "{out}");
     assert_eq!(std::fs::read_to_string(s.path("upper/c")).unwrap(), "new");
+}
+
+#[test]
+fn mount_seq_examples_mount_only_in_their_own_namespace_and_leave_nothing() {
+    if !need_root() {
+        return;
+    }
+    let doc = ctrsh().args(["doc", "mount_seq"]).output().unwrap();
+    let doc = text(&doc.stdout);
+    // Each example: the indented lines after "Example:".
+    let mut examples: Vec<String> = Vec::new();
+    let mut cur: Option<Vec<&str>> = None;
+    for l in doc.lines() {
+        if l.trim() == "Example:" {
+            cur = Some(Vec::new());
+        } else if let Some(c) = cur.as_mut() {
+            if l.starts_with("        ") {
+                c.push(l.trim_start());
+            } else {
+                examples.push(c.join("\n"));
+                cur = None;
+            }
+        }
+    }
+    examples.extend(cur.map(|c| c.join("\n")));
+    assert_eq!(examples.len(), 2, "{doc}");
+    let bin = assert_cmd::cargo::cargo_bin("ctrsh");
+    for ex in examples {
+        // Readers copy examples: one that mounts must first move into a private namespace.
+        assert!(
+            ex.starts_with("unshare([\"mnt\"]); propagation(\"/\", \"private\""),
+            "{ex}"
+        );
+        // Run it with fresh tmpfs's on /tmp and /mnt (in a throwaway namespace) to see what
+        // it leaves there; the binary is reached through an fd opened before /tmp is covered.
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "exec 3<\"$0\"; mount -t tmpfs t /tmp && mount -t tmpfs m /mnt || exit 90; \
+                 before=$(wc -l </proc/self/mountinfo); /proc/self/fd/3 -e \"$1\" || exit 91; \
+                 echo \"mounts $before $(wc -l </proc/self/mountinfo)\"; \
+                 echo \"left: $(find /tmp /mnt -mindepth 1)\"",
+            )
+            .arg(&bin)
+            .arg(&ex)
+            .output()
+            .unwrap();
+        let o = text(&out.stdout);
+        assert!(out.status.success(), "{ex}\n{o}{}", text(&out.stderr));
+        let counts: Vec<&str> = o
+            .lines()
+            .find_map(|l| l.strip_prefix("mounts "))
+            .expect(&o)
+            .split(' ')
+            .collect();
+        assert_eq!(counts[0], counts[1], "{ex}: mounts left\n{o}");
+        assert!(o.contains("left: \n"), "{ex}: files left\n{o}");
+    }
 }
 
 #[test]

@@ -247,6 +247,14 @@ fn bad_ctr_and_bridge_options_fail_before_anything_is_made() {
             "container(net.veth): \"a-name-of-16-chr\" is 16 bytes",
         ),
         (
+            "ctr::run(#{ cmd: [\"true\"], rootfs: \"host_rw\" })".to_string(),
+            "container(rootfs): unknown preset \"host_rw\"; did you mean \"host_ro\"?",
+        ),
+        (
+            "ctr::run(#{ cmd: [\"true\"], rootfs: \"box\" })".to_string(),
+            "container(rootfs): unknown preset \"box\"; the preset is \"host_ro\"; a directory is an absolute path (\"/box\")",
+        ),
+        (
             "ctr::run(#{ cmd: [\"true\"], net: 5 })".to_string(),
             "container(net): expected \"none\", \"host\" or a map, got 5",
         ),

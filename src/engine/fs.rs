@@ -383,6 +383,30 @@ pub fn do_tmpfs(dst: &str, o: &Opts) -> RResult<String> {
     Ok(mounted_at(dst, root.as_deref()))
 }
 
+/// squashfs()'s `subdir`: a directory below the image's root. "" (or ".", "/", "a/..") would
+/// quietly be the whole image, and "../.." is clamped to it; both are refused by name.
+fn check_subdir(d: &str) -> RResult<()> {
+    let mut depth: i64 = 0;
+    for c in d.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        depth += if c == ".." { -1 } else { 1 };
+        if depth < 0 {
+            return Err(arg_err(
+                "squashfs",
+                "subdir",
+                format!("{d:?} climbs out of the image with \"..\"; subdir must name a directory inside the image"),
+            ));
+        }
+    }
+    if depth == 0 {
+        return Err(arg_err(
+            "squashfs",
+            "subdir",
+            format!("{d:?} is the image's root, not a directory inside it; leave subdir out to mount the whole image"),
+        ));
+    }
+    Ok(())
+}
+
 pub fn register(api: &mut Api) {
     api.func(
         "mount",
@@ -629,13 +653,17 @@ pub fn register(api: &mut Api) {
     );
     let sq_text = "Mount a squashfs image read-only (nosuid, nodev) on `target` through a free loop\n\
          device (from /dev/loop-control, autoclear: released when unmounted). Options: subdir\n\
-         (mount only this directory of the image, resolved inside the image), noexec, root\n\
+         (mount only this directory of the image, resolved inside the image; it must name a\n\
+         directory below the image's root: leave it out for the whole image), noexec, root\n\
          (resolve target inside it), keep. Returns #{ target, device } (the loop device).\n\
          Example:\n    let m = squashfs(\"/srv/images.sqfs\", \"/mnt\", #{ subdir: \"generic\" }); print(m.device);";
     let sq = |image: &str, target: &str, opts: Map| -> RResult<Map> {
         let o = Opts::new("squashfs", opts, &["subdir", "noexec", "root", "keep"])?;
         let root = o.str("root")?;
         let subdir = o.str("subdir")?;
+        if let Some(d) = &subdir {
+            check_subdir(d)?;
+        }
         let attrs = Attrs {
             ro: true,
             nosuid: true,
@@ -735,7 +763,14 @@ pub fn register(api: &mut Api) {
          removed when the recipe ends (after what is mounted in it is detached).\n\
          Example:\n    let stage = mkdtemp(\"box\"); squashfs(\"/srv/images.sqfs\", stage);",
         |prefix: &str| -> RResult<String> {
-            if prefix.contains('/') || prefix.is_empty() {
+            if prefix.is_empty() {
+                return Err(arg_err(
+                    "mkdtemp",
+                    "prefix",
+                    "an empty name: give a plain name like \"box\"",
+                ));
+            }
+            if prefix.contains('/') {
                 return Err(arg_err("mkdtemp", "prefix", "a plain name without '/'"));
             }
             let d =

@@ -10,7 +10,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rhai::{Array, Dynamic, Map};
+use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::api::Api;
 use super::cleanup::{self, OwnId};
@@ -108,7 +108,7 @@ fn parse_entry(op: &str, v: &Dynamic) -> RResult<Entry> {
         "symlink" => {
             let o = Opts::new(op, m, &["op", "target", "path", "may_fail"])?;
             Entry::Symlink {
-                target: o.req_str("target")?,
+                target: link_target(&o)?,
                 path: entry_path(&o, "path")?,
             }
         }
@@ -176,6 +176,77 @@ fn parse_entry(op: &str, v: &Dynamic) -> RResult<Entry> {
     })
 }
 
+/// A symlink's target: any string but the empty one (symlink(2) refuses it with ENOENT).
+fn link_target(o: &Opts) -> RResult<String> {
+    let t = o.req_str("target")?;
+    if t.is_empty() {
+        return Err(arg_err(o.op, "target", "an empty symlink target"));
+    }
+    Ok(t)
+}
+
+/// `e`, an error about the entry `item` at index `i` of `rootfs`'s entries, as one that
+/// says which entry it is: `rootfs(entries[2].mode): dir /a: -1 is not a file mode`.
+fn in_entry(e: Box<EvalAltResult>, i: usize, item: &Dynamic) -> Box<EvalAltResult> {
+    let EvalAltResult::ErrorRuntime(v, pos) = *e else {
+        return e;
+    };
+    let Some(mut m) = v.read_lock::<Map>().map(|m| m.clone()) else {
+        return EvalAltResult::ErrorRuntime(v, pos).into();
+    };
+    let text = |m: &Map, k: &str| m.get(k).filter(|x| x.is_string()).map(|x| x.to_string());
+    // "dir /a", "bind /usr": the entry's op and the path it makes.
+    let what = item
+        .read_lock::<Map>()
+        .map(|em| {
+            let s = |k: &str| text(&em, k);
+            [s("op"), s("path").or_else(|| s("dst")).or_else(|| s("src"))]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let at = format!("entries[{i}]");
+    let ours = text(&m, "kind").as_deref() == Some("invalid_argument")
+        && text(&m, "op").as_deref() == Some("rootfs");
+    if ours {
+        // An argument error of the entry itself: rebuilt as rootfs(entries[i].KEY): ...
+        let name = match text(&m, "name") {
+            Some(n) if n != "entries" => format!("{at}.{n}"),
+            _ => at,
+        };
+        let detail = text(&m, "detail").unwrap_or_default();
+        let detail = if what.is_empty() {
+            detail
+        } else {
+            format!("{what}: {detail}")
+        };
+        let objs: Vec<String> = [text(&m, "path"), Some(name.clone())]
+            .into_iter()
+            .flatten()
+            .collect();
+        m.insert(
+            "message".into(),
+            format!("rootfs({}): {detail}", objs.join(", ")).into(),
+        );
+        m.insert("name".into(), name.into());
+        m.insert("detail".into(), detail.into());
+    } else {
+        let msg = text(&m, "message").unwrap_or_default();
+        let what = if what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({what})")
+        };
+        m.insert(
+            "message".into(),
+            format!("rootfs({at}){what}: {msg}").into(),
+        );
+    }
+    EvalAltResult::ErrorRuntime(m.into(), pos).into()
+}
+
 fn entry_path(o: &Opts, key: &str) -> RResult<String> {
     let p = o.req_str(key)?;
     if p.is_empty() {
@@ -231,8 +302,9 @@ pub fn parse_rootfs(spec: Map) -> RResult<Rootfs> {
                 format!("expected an array of entries, got {}", e.type_name()),
             )
         })?;
-        for item in &arr {
-            plan.entries.push(parse_entry(op, item)?);
+        for (i, item) in arr.iter().enumerate() {
+            plan.entries
+                .push(parse_entry(op, item).map_err(|e| in_entry(e, i, item))?);
         }
     }
     if let Some(f) = o.get("fsroot") {
@@ -316,7 +388,9 @@ pub fn register(api: &mut Api) {
          minimal /dev: null zero full random urandom tty bound from the host, shm, pts, fd\n\
          links), fsroot (#{ ro: dir, rw: dir, rw_dirs: [\"var\"], links: [...] }: the sources\n\
          are bound at /_fsroot_ro (read-only) and /_fsroot_rw and every top-level name (or\n\
-         `links`) becomes a symlink into one of them, rw_dirs into _fsroot_rw), readonly\n\
+         `links`) becomes a symlink into one of them, rw_dirs into _fsroot_rw, where each is\n\
+         made (0755) if missing; links and rw_dirs are plain top-level names like \"var\", and\n\
+         rw_dirs need rw), readonly\n\
          (remount the root read-only when built). Every path is resolved inside the new root.\n\
          Nothing happens until spawn(#{ rootfs }), .build(dir) or .enter().\n\
          Example:\n    let r = rootfs(#{ dev: true, proc: true, tmp: true,\n                      entries: [ro_bind(\"/usr\"), symlink(\"usr/bin\", \"/bin\"),\n                                file(\"/etc/hostname\", \"box\\n\", 0o644)] });",
@@ -448,7 +522,7 @@ pub fn register(api: &mut Api) {
          that was overwritten put back) and the error is raised. A \"file\" op refuses to write\n\
          over anything but a regular file (a device node or FIFO is never opened). Options: root (resolve\n\
          every path inside it), keep (mounts stay after the recipe ends).\n\
-         Example:\n    mount_seq([#{ op: \"tmpfs\", path: \"/mnt\", size: \"1m\" }, dir(\"/mnt/a\"),\n               #{ op: \"mount\", source: \"proc\", target: \"/mnt/a\", fstype: \"proc\", may_fail: true }], #{});",
+         Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    mount_seq([#{ op: \"tmpfs\", path: \"/mnt\", size: \"1m\" }, dir(\"/mnt/a\"),\n               #{ op: \"mount\", source: \"proc\", target: \"/mnt/a\", fstype: \"proc\", may_fail: true }], #{});",
         |ops: Array, opts: Map| -> RResult<Array> {
             let o = Opts::new("mount_seq", opts, &["root", "keep"])?;
             mount_seq(&ops, o.str("root")?, o.bool("keep", false)?)
@@ -457,7 +531,7 @@ pub fn register(api: &mut Api) {
     api.func(
         "mount_seq",
         "mount_seq(ops: array) -> array",
-        "mount_seq(ops, #{}) — see there.\nExample:\n    mount_seq([dir(\"/tmp/x\"), #{ op: \"tmpfs\", path: \"/tmp/x\" }]);",
+        "mount_seq(ops, #{}) — see there.\nExample:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    let d = mkdtemp(\"seq\");   // removed at the end, after the tmpfs on it is detached\n    mount_seq([#{ op: \"tmpfs\", path: d }, dir(`${d}/x`)]);",
         |ops: Array| -> RResult<Array> { mount_seq(&ops, None, false) },
     );
 }
@@ -574,8 +648,9 @@ fn run_op(m: &Map, root: Option<&str>, rootfd: &OwnedFd, keep: bool) -> RResult<
         "symlink" => {
             let o = Opts::new(op, map, &["target", "path", "root"])?;
             let p = rel_path(&o, "path")?;
+            let target = link_target(&o)?;
             let created = missing_prefixes(rootfd, &p);
-            safepath::symlink(rootfd.as_fd(), &o.req_str("target")?, &p).script()?;
+            safepath::symlink(rootfd.as_fd(), &target, &p).script()?;
             Ok((host_path(&p, root), Undo::Remove(created, false)))
         }
         "file" => {
@@ -705,10 +780,15 @@ fn mount_seq(ops: &Array, root: Option<String>, keep: bool) -> RResult<Array> {
                         undo_errors.push(ue.to_string());
                     }
                 }
+                let undone = match n {
+                    0 => "nothing to undo".to_string(),
+                    1 => "undid the op done before it".to_string(),
+                    n => format!("undid the {n} ops done before it"),
+                };
                 return Err(annotate(
                     e,
                     format!(
-                        "mount_seq op {} ({kind}) failed; undid the {n} op(s) before it{}",
+                        "mount_seq op {} ({kind}) failed; {undone}{}",
                         i + 1,
                         if undo_errors.is_empty() {
                             String::new()

@@ -84,9 +84,11 @@ pub struct Bind {
 pub struct FsRoot {
     pub ro: Option<String>,
     pub rw: Option<String>,
-    /// Names linked into _fsroot_rw instead of _fsroot_ro (e.g. "var").
+    /// Names linked into _fsroot_rw instead of _fsroot_ro (e.g. "var"); each is made in the
+    /// `rw` tree when it is missing there. Needs `rw`.
     pub rw_dirs: Vec<String>,
-    /// Names to link; empty = every top-level entry of the sources.
+    /// Names to link; empty = every top-level entry of the sources. Plain top-level names
+    /// only (no '/', not "." or "..", not `_fsroot_*`): `validate` refuses others.
     pub links: Vec<String>,
 }
 
@@ -167,18 +169,82 @@ impl Rootfs {
                 format!("{:o} is not a file mode", self.mode),
             ));
         }
-        for e in &self.entries {
+        for (i, e) in self.entries.iter().enumerate() {
             if let Entry::Bind(b) = e {
-                mount::need_absolute("rootfs", "src", &b.src)?;
+                mount::need_absolute("rootfs", "src", &b.src).map_err(|err| at_entry(err, i, e))?;
             }
         }
         if let Some(f) = &self.fsroot {
             for p in [&f.ro, &f.rw].into_iter().flatten() {
                 mount::need_absolute("rootfs", "fsroot", p)?;
             }
+            for n in &f.links {
+                top_level_name("fsroot.links", n)?;
+            }
+            for n in &f.rw_dirs {
+                top_level_name("fsroot.rw_dirs", n)?;
+            }
+            if !f.rw_dirs.is_empty() && f.rw.is_none() {
+                return Err(SysError::invalid(
+                    "rootfs",
+                    "fsroot.rw_dirs",
+                    "rw_dirs are linked into the read-write source, and there is none: \
+                     give fsroot.rw too",
+                ));
+            }
         }
         Ok(())
     }
+}
+
+impl Entry {
+    /// What an error about this entry calls it: "dir /a", "bind /usr → /usr".
+    pub fn describe(&self) -> String {
+        match self {
+            Entry::Dir { path, .. } => format!("dir {path}"),
+            Entry::File { path, .. } => format!("file {path}"),
+            Entry::Symlink { path, .. } => format!("symlink {path}"),
+            Entry::Bind(b) => format!("bind {} → {}", b.src, b.dst),
+            Entry::Tmpfs { path, .. } => format!("tmpfs {path}"),
+        }
+    }
+}
+
+/// `e` as the failure of `entries[i]`: the error says which entry (its index and op).
+fn at_entry(e: SysError, i: usize, entry: &Entry) -> SysError {
+    let what = format!("entries[{i}] ({})", entry.describe());
+    let detail = match e.detail.as_deref() {
+        // A bind's errors already describe it ("bind /usr → /usr").
+        Some(d) if d == entry.describe() => what,
+        Some(d) => format!("{what}: {d}"),
+        None => what,
+    };
+    e.detail(detail)
+}
+
+/// A name of the `_fsroot_` scheme (`links`, `rw_dirs`): one plain top-level name, as the
+/// symlink is made at `/NAME` and points to `_fsroot_ro/NAME` or `_fsroot_rw/NAME`.
+fn top_level_name(arg: &str, name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        "an empty name".to_string()
+    } else if name == "." || name == ".." {
+        format!("{name:?} is not a name of the root; give plain top-level names like \"var\"")
+    } else if name.contains('/') {
+        let plain = name.trim_matches('/');
+        let hint = if !plain.is_empty() && !plain.contains('/') {
+            format!("write \"{plain}\"")
+        } else {
+            "only top-level names are linked, like \"var\"".to_string()
+        };
+        format!("{name:?} is not a plain top-level name (it has a '/'): {hint}")
+    } else if name.starts_with("_fsroot_") {
+        format!("{name:?}: names starting with _fsroot_ are the scheme's own mounts")
+    } else if name.contains('\0') {
+        format!("{name:?} contains a NUL byte")
+    } else {
+        return Ok(());
+    };
+    Err(SysError::invalid("rootfs", arg, why))
 }
 
 /// A bind source cloned before the root exists. Without the fd mount API (`legacy`) it is
@@ -291,9 +357,9 @@ pub fn build(plan: &Rootfs, target: &str) -> Result<()> {
         }
     }
     let mut prepared: Vec<Option<Prepared>> = Vec::new();
-    for e in &plan.entries {
+    for (i, e) in plan.entries.iter().enumerate() {
         prepared.push(match e {
-            Entry::Bind(b) => prepare(b)?,
+            Entry::Bind(b) => prepare(b).map_err(|err| at_entry(err, i, e))?,
             _ => None,
         });
     }
@@ -392,18 +458,35 @@ fn fill(
         } else {
             f.links.clone()
         };
+        // The read-write tree, where each linked rw_dir is made if it is missing (so its link
+        // does not dangle); resolved inside that tree, whatever symlinks it holds.
+        let rw_tree = match &f.rw {
+            Some(_) if !f.rw_dirs.is_empty() => Some(safepath::open_in(
+                root,
+                "_fsroot_rw",
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+            )?),
+            _ => None,
+        };
         for name in names {
-            if name.contains('/')
-                || name == ".."
-                || name.starts_with("_fsroot_")
-                || reserved.contains(&name.as_str())
-            {
+            // Names listed from the sources may be the scheme's own or made by other options;
+            // names given in `links` were checked to be plain by `validate`.
+            if name.starts_with("_fsroot_") || reserved.contains(&name.as_str()) {
                 continue;
             }
-            let side = if f.rw_dirs.contains(&name) {
-                "_fsroot_rw"
-            } else {
-                "_fsroot_ro"
+            let side = match &rw_tree {
+                Some(rw) if f.rw_dirs.contains(&name) => {
+                    safepath::mkdir_all(rw.as_fd(), &name, 0o755).map_err(|e| {
+                        let what = format!("making {name} in the read-write source");
+                        let detail = match e.detail.as_deref() {
+                            Some(d) => format!("{what}: {d}"),
+                            None => what,
+                        };
+                        e.name("fsroot.rw_dirs").detail(detail)
+                    })?;
+                    "_fsroot_rw"
+                }
+                _ => "_fsroot_ro",
             };
             safepath::symlink(root, &format!("{side}/{name}"), &name)?;
         }
@@ -436,32 +519,8 @@ fn fill(
         };
         safepath::mkdir_all(root, d, mode)?;
     }
-    for (e, p) in plan.entries.iter().zip(prepared.iter()) {
-        match e {
-            Entry::Dir { path, mode } => {
-                safepath::mkdir_all(root, path, *mode)?;
-            }
-            Entry::File {
-                path,
-                content,
-                mode,
-            } => safepath::write_file(root, path, content, *mode)?,
-            Entry::Symlink { target, path } => safepath::symlink(root, target, path)?,
-            Entry::Bind(b) => {
-                if let Some(p) = p {
-                    attach_at(root, p, &b.dst)?;
-                }
-            }
-            Entry::Tmpfs { path, opts } if !fsmount::available() => {
-                safepath::mkdir_all(root, path, 0o755)?;
-                mount::tmpfs(Place::InRoot(root, path), opts)?;
-            }
-            Entry::Tmpfs { path, opts } => {
-                let t = mount::tmpfs_detached("rootfs", opts)?;
-                let at = safepath::mkdir_all(root, path, 0o755)?;
-                fsmount::attach(t.as_fd(), at.as_fd()).map_err(|e| e.path(path))?;
-            }
-        }
+    for (i, (e, p)) in plan.entries.iter().zip(prepared.iter()).enumerate() {
+        fill_entry(root, e, p.as_ref()).map_err(|err| at_entry(err, i, e))?;
     }
     let vfs = |fstype: &str, path: &str, attrs: u64, opts: &[(&str, Option<&str>)]| -> Result<()> {
         if !fsmount::available() {
@@ -552,6 +611,36 @@ fn fill(
                 None::<&str>,
             )
             .map_err(|e| SysError::os("mount", e).detail("read-only root (MS_REMOUNT)"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Make one entry inside the root (`p`: its bind source, cloned by `prepare`).
+fn fill_entry(root: BorrowedFd<'_>, e: &Entry, p: Option<&Prepared>) -> Result<()> {
+    match e {
+        Entry::Dir { path, mode } => {
+            safepath::mkdir_all(root, path, *mode)?;
+        }
+        Entry::File {
+            path,
+            content,
+            mode,
+        } => safepath::write_file(root, path, content, *mode)?,
+        Entry::Symlink { target, path } => safepath::symlink(root, target, path)?,
+        Entry::Bind(b) => {
+            if let Some(p) = p {
+                attach_at(root, p, &b.dst)?;
+            }
+        }
+        Entry::Tmpfs { path, opts } if !fsmount::available() => {
+            safepath::mkdir_all(root, path, 0o755)?;
+            mount::tmpfs(Place::InRoot(root, path), opts)?;
+        }
+        Entry::Tmpfs { path, opts } => {
+            let t = mount::tmpfs_detached("rootfs", opts)?;
+            let at = safepath::mkdir_all(root, path, 0o755)?;
+            fsmount::attach(t.as_fd(), at.as_fd()).map_err(|e| e.path(path))?;
         }
     }
     Ok(())
