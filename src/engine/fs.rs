@@ -15,7 +15,7 @@ use rhai::{Array, Dynamic, Map};
 
 use super::api::Api;
 use super::cleanup;
-use super::error::{arg_err, int_arg, sys_err, IntoScript, RResult};
+use super::error::{arg_err, int_arg, script_type, sys_err, IntoScript, RResult};
 use super::opts::{size_of, strs_of, Opts};
 use crate::sys::mount::{self, Attrs, BindOpts, Place, TmpfsOpts};
 use crate::sys::mountinfo::{self, MountEntry};
@@ -548,7 +548,7 @@ pub fn register(api: &mut Api) {
                 arg_err(
                     "mounts",
                     "pid",
-                    format!("expected a pid or a Process, got {t}"),
+                    format!("expected a pid or a Process, got {}", script_type(t)),
                 )
             })?;
             mounts_of(pid)

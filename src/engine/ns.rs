@@ -5,7 +5,7 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
 
 use super::api::Api;
-use super::error::{arg_err, IntoScript, RResult};
+use super::error::{arg_err, script_type, type_of, IntoScript, RResult};
 use super::process::Process;
 use crate::sys::ns::{self, NsFd, NsGuard, NsKind};
 
@@ -31,10 +31,13 @@ pub fn kind_arg(op: &str, arg: &str, s: &str) -> RResult<NsKind> {
 pub fn kinds_arg(op: &str, arg: &str, v: &Array) -> RResult<Vec<NsKind>> {
     let mut out = Vec::new();
     for item in v {
-        let s = item
-            .clone()
-            .into_immutable_string()
-            .map_err(|t| arg_err(op, arg, format!("namespace kinds are strings, got {t}")))?;
+        let s = item.clone().into_immutable_string().map_err(|t| {
+            arg_err(
+                op,
+                arg,
+                format!("namespace kinds are strings, got {}", script_type(t)),
+            )
+        })?;
         let k = kind_arg(op, arg, &s)?;
         if !out.contains(&k) {
             out.push(k);
@@ -79,7 +82,7 @@ pub fn ns_from(op: &str, arg: &str, v: &Dynamic, kind: NsKind) -> RResult<Rc<NsF
     Err(arg_err(
         op,
         arg,
-        format!("expected an Ns, a Process or a pid, got {}", v.type_name()),
+        format!("expected an Ns, a Process or a pid, got {}", type_of(v)),
     ))
 }
 
@@ -181,10 +184,7 @@ pub fn register(api: &mut Api) {
                 return Err(arg_err(
                     "in_ns",
                     "ns",
-                    format!(
-                        "expected an Ns or an array of Ns, got {}",
-                        target.type_name()
-                    ),
+                    format!("expected an Ns or an array of Ns, got {}", type_of(&target)),
                 ));
             };
             let refs: Vec<&NsFd> = targets.iter().map(|n| n.as_ref()).collect();
