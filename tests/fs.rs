@@ -676,6 +676,17 @@ fn chroot_pivot_makes_a_dir_the_root() {
 }
 
 #[test]
+fn chroot_pivot_errors_name_chroot_pivot() {
+    let s = Scratch::new("cpe");
+    let err = private_err(&s, r#"chroot_pivot("tmp");"#);
+    assert!(
+        err.contains(r#"chroot_pivot(dir): "tmp" is relative"#),
+        "{err}"
+    );
+    assert!(!err.contains("pivot_into"), "{err}");
+}
+
+#[test]
 fn bad_input_is_named_and_changes_nothing() {
     let s = Scratch::new("bad");
     std::fs::create_dir_all(s.path("d")).unwrap();

@@ -758,10 +758,16 @@ pub fn pivot_into(dir: &str, mount_proc: bool) -> Result<()> {
 /// mount at `dir/new_root` where `dir`'s mount was and that one under it at `put_old` —
 /// and return to the original root.
 pub fn chroot_pivot(dir: &str, swap: Option<(&str, &str)>) -> Result<()> {
-    let Some((new_root, put_old)) = swap else {
-        return pivot_into(dir, false);
-    };
     need_absolute("chroot_pivot", "dir", dir)?;
+    let Some((new_root, put_old)) = swap else {
+        // The errors are chroot_pivot's: the user called it, not pivot_into.
+        return pivot_into(dir, false).map_err(|mut e| {
+            if e.op == "pivot_into" {
+                e.op = "chroot_pivot".into();
+            }
+            e
+        });
+    };
     need_absolute("chroot_pivot", "new_root", new_root)?;
     need_absolute("chroot_pivot", "put_old", put_old)?;
     let home_root = safepath::open_dir(Path::new("/"))?;
