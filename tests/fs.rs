@@ -687,6 +687,55 @@ fn chroot_pivot_errors_name_chroot_pivot() {
 }
 
 #[test]
+fn pivot_root_errors_name_the_missing_path() {
+    let s = Scratch::new("pve");
+    std::fs::create_dir_all(s.path("m")).unwrap();
+    let m = s.path("m");
+    let cases: Vec<(String, Vec<String>)> = vec![
+        (
+            format!(r#"tmpfs("{m}"); pivot_root("{m}", "{m}/old");"#),
+            vec![
+                format!("pivot_root({m}/old, put_old): put_old does not exist"),
+                format!(r#"mkdir("{m}/old") first"#),
+            ],
+        ),
+        (
+            format!(r#"tmpfs("{m}"); pivot_root("{m}/nonexist", "{m}/nonexist/old");"#),
+            vec![format!(
+                "pivot_root({m}/nonexist, new_root): new_root does not exist"
+            )],
+        ),
+        (
+            format!(r#"tmpfs("{m}"); write_file("{m}/old", ""); pivot_root("{m}", "{m}/old");"#),
+            vec!["put_old is not a directory".into()],
+        ),
+        (
+            format!(r#"tmpfs("{m}"); chroot_pivot("{m}", "/next", "/next/old");"#),
+            vec![format!(
+                "chroot_pivot({m}/next, new_root): new_root does not exist"
+            )],
+        ),
+        (
+            format!(
+                r#"tmpfs("{m}"); mkdir("{m}/next"); tmpfs("{m}/next"); chroot_pivot("{m}", "/next", "/next/old");"#
+            ),
+            vec![
+                format!("chroot_pivot({m}/next/old, put_old): put_old does not exist"),
+                format!(r#"mkdir("{m}/next/old") first"#),
+            ],
+        ),
+    ];
+    for (code, wants) in cases {
+        let err = private_err(&s, &code);
+        for w in wants {
+            assert!(err.contains(&w), "for {code}: expected {w:?} in:\n{err}");
+        }
+        assert!(!err.contains("pivot_into"), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(&m).unwrap().count(), 0);
+}
+
+#[test]
 fn bad_input_is_named_and_changes_nothing() {
     let s = Scratch::new("bad");
     std::fs::create_dir_all(s.path("d")).unwrap();

@@ -667,14 +667,64 @@ pub fn propagation(path: &str, kind: &str, recursive: bool) -> Result<()> {
 
 /// pivot_root(2): `new_root` becomes the root mount, the old root moves to `put_old`.
 pub fn pivot_root(new_root: &str, put_old: &str) -> Result<()> {
-    rustix::process::pivot_root(new_root, put_old).map_err(|e| {
-        let err = rx("pivot_root", e).path(new_root).detail(format!("old root → {put_old}"));
-        match e {
-            rustix::io::Errno::INVAL => err.hint("new_root must be a mount point (bind it to itself), put_old at or under it, and neither / nor new_root's parent may be shared: propagation(\"/\", \"private\", #{ recursive: true }) first"),
-            rustix::io::Errno::BUSY => err.hint("new_root or put_old is on the current root mount"),
-            _ => err,
-        }
-    })
+    rustix::process::pivot_root(new_root, put_old)
+        .map_err(|e| pivot_root_error(e, new_root, put_old))
+}
+
+/// The error of a failed pivot_root(2), with the usual cause.
+fn pivot_root_error(e: rustix::io::Errno, new_root: &str, put_old: &str) -> SysError {
+    if let Some(err) = pivot_path_missing(e, "pivot_root", "", new_root, put_old) {
+        return err;
+    }
+    let err = rx("pivot_root", e)
+        .path(new_root)
+        .detail(format!("old root → {put_old}"));
+    match e {
+        rustix::io::Errno::INVAL => err.hint("new_root must be a mount point (bind it to itself), put_old at or under it, and neither / nor new_root's parent may be shared: propagation(\"/\", \"private\", #{ recursive: true }) first"),
+        rustix::io::Errno::BUSY => err.hint("new_root or put_old is on the current root mount"),
+        _ => err,
+    }
+}
+
+/// After pivot_root(2) failed with ENOENT or ENOTDIR: which of the two paths is missing or
+/// not a directory, said with the argument's name. The paths are looked up where the call
+/// resolved them; `outside` is prefixed to show them as the caller sees them (the directory
+/// chroot_pivot chrooted into).
+fn pivot_path_missing(
+    e: rustix::io::Errno,
+    op: &str,
+    outside: &str,
+    new_root: &str,
+    put_old: &str,
+) -> Option<SysError> {
+    if !matches!(e, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) {
+        return None;
+    }
+    let under = "put_old must be a directory at or under new_root";
+    for (arg, p) in [("new_root", new_root), ("put_old", put_old)] {
+        let shown = format!("{outside}{p}");
+        let (what, hint) = match std::fs::metadata(p) {
+            Err(_) if arg == "put_old" => (
+                "put_old does not exist",
+                format!("{under}: mkdir(\"{shown}\") first"),
+            ),
+            Err(_) => (
+                "new_root does not exist",
+                "new_root must be an existing directory, a mount point".to_string(),
+            ),
+            Ok(m) if !m.is_dir() => (
+                if arg == "put_old" {
+                    "put_old is not a directory"
+                } else {
+                    "new_root is not a directory"
+                },
+                under.to_string(),
+            ),
+            Ok(_) => continue,
+        };
+        return Some(rx(op, e).path(shown).name(arg).detail(what).hint(hint));
+    }
+    None
 }
 
 /// chroot(2) to `dir`, then chdir("/") so the working directory is inside it.
@@ -776,8 +826,20 @@ pub fn chroot_pivot(dir: &str, swap: Option<(&str, &str)>) -> Result<()> {
     let r = rustix::process::chdir("/")
         .map_err(|e| rx("chdir", e))
         .and_then(|_| {
-            pivot_root(new_root, put_old)
-                .map_err(|e| e.detail(format!("inside {dir}: {new_root} ↔ {put_old}")))
+            rustix::process::pivot_root(new_root, put_old).map_err(|e| {
+                // Paths are looked up inside `dir` (we are chrooted there) and shown as the
+                // caller sees them.
+                let outside = dir.trim_end_matches('/');
+                pivot_path_missing(e, "chroot_pivot", outside, new_root, put_old).unwrap_or_else(
+                    || {
+                        let mut err = pivot_root_error(e, new_root, put_old)
+                            .path(format!("{outside}{new_root}"))
+                            .detail(format!("pivot_root inside {dir}: {new_root} ↔ {put_old}"));
+                        err.op = "chroot_pivot".into();
+                        err
+                    },
+                )
+            })
         });
     // Always go back to the root we came from (also when the pivot failed).
     let back = rustix::process::fchdir(&home_root)
