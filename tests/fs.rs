@@ -580,6 +580,43 @@ fn renameat2_exchange_and_noreplace() {
     let m = std::fs::symlink_metadata(s.path("a")).unwrap();
     assert!(m.file_type().is_char_device() && m.rdev() == 0);
     assert_eq!(std::fs::read_to_string(s.path("c")).unwrap(), "B");
+    // Like every other fs function: no relative paths (they would go through the cwd),
+    // and an empty one is called that.
+    for (code, want) in [
+        (
+            format!(r#"renameat2("", "{}");"#, s.path("x")),
+            "renameat2(from): an empty path",
+        ),
+        (
+            format!(r#"renameat2("{}", "");"#, s.path("c")),
+            "renameat2(to): an empty path",
+        ),
+        (
+            format!(r#"renameat2("c", "{}");"#, s.path("x")),
+            "renameat2(from): \"c\" is relative",
+        ),
+        (
+            format!(
+                r#"renameat2("{}", "x", #{{ noreplace: true }});"#,
+                s.path("c")
+            ),
+            "renameat2(to): \"x\" is relative",
+        ),
+    ] {
+        let err = ctrsh()
+            .current_dir(&s.0)
+            .arg("-e")
+            .arg(&code)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&err.stderr);
+        assert!(
+            err.contains(want),
+            "for {code}: expected {want:?} in:\n{err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(s.path("c")).unwrap(), "B");
+    assert!(!Path::new(&s.path("x")).exists());
 }
 
 #[test]

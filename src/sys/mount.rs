@@ -859,6 +859,9 @@ pub fn renameat2(
     whiteout: bool,
 ) -> Result<()> {
     use rustix::fs::RenameFlags;
+    // Relative paths would silently resolve against the shell's working directory.
+    need_absolute("renameat2", "from", from)?;
+    need_absolute("renameat2", "to", to)?;
     if exchange && (noreplace || whiteout) {
         return Err(SysError::invalid(
             "renameat2",
