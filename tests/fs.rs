@@ -557,6 +557,68 @@ impl Drop for Userns {
 }
 
 #[test]
+fn idmap_and_mounts_say_what_is_wrong_with_the_process() {
+    let s = Scratch::new("idp");
+    std::fs::create_dir_all(s.path("src")).unwrap();
+    std::fs::create_dir_all(s.path("dst")).unwrap();
+    let (src, dst) = (s.path("src"), s.path("dst"));
+    let pid_max: i64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let gone = pid_max + 1;
+    let exited = r#"let p = spawn(#{ cmd: ["true"] }); p.wait();"#;
+    let cases: Vec<(String, Vec<String>)> = vec![
+        // The shell's own user namespace, by Ns, by Process and by pid (an int is a pid, as
+        // everywhere a namespace is taken): the kernel's EPERM is about that, not maps.
+        (
+            format!(r#"bind("{src}", "{dst}", #{{ idmap: ns_of(pid(), "user") }});"#),
+            vec!["idmap".into(), "is the initial user namespace".into()],
+        ),
+        (
+            format!(r#"bind("{src}", "{dst}", #{{ idmap: spawn(#{{ cmd: ["sleep", "10"] }}) }});"#),
+            vec!["is the initial user namespace".into()],
+        ),
+        (
+            format!(r#"bind("{src}", "{dst}", #{{ idmap: pid() }});"#),
+            vec!["is the initial user namespace".into()],
+        ),
+        (
+            format!(r#"{exited} bind("{src}", "{dst}", #{{ idmap: p }});"#),
+            vec!["bind(idmap): no process ".into(), ": it has exited".into()],
+        ),
+        (
+            format!(r#"{exited} mounts(p);"#),
+            vec!["mounts(pid): no process ".into(), ": it has exited".into()],
+        ),
+        (
+            format!("mounts({gone});"),
+            vec![format!("mounts(pid): no process {gone}")],
+        ),
+        (
+            "mounts(-1);".into(),
+            vec!["mounts(pid): -1 is not a pid".into()],
+        ),
+        (
+            "mounts(0);".into(),
+            vec![
+                "mounts(pid): 0 is not a pid".into(),
+                "mounts() without an argument".into(),
+            ],
+        ),
+    ];
+    for (code, wants) in cases {
+        let err = private_err(&s, &code);
+        for w in wants {
+            assert!(err.contains(&w), "for {code}: expected {w:?} in:\n{err}");
+        }
+        assert!(!err.contains("ENOENT") && !err.contains("/proc/"), "{err}");
+        assert!(!err.contains("must have a uid/gid map"), "{err}");
+    }
+}
+
+#[test]
 fn renameat2_exchange_and_noreplace() {
     let s = Scratch::new("rn");
     std::fs::write(s.path("a"), "A").unwrap();

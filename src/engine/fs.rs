@@ -187,13 +187,17 @@ pub fn entry_map(m: &MountEntry) -> Map {
     map
 }
 
-fn mounts_of(pid: i64) -> RResult<Array> {
-    let pid = int_arg::<i32>("mounts", "pid", pid)?;
-    Ok(mountinfo::read(pid)
-        .script()?
-        .iter()
-        .map(|m| Dynamic::from(entry_map(m)))
-        .collect())
+/// The mounts of `pid` (0: the shell's own).
+fn mounts_of(pid: i32) -> RResult<Array> {
+    let all = mountinfo::read(pid).map_err(|e| {
+        // /proc/PID/mountinfo is missing: the process is (when /proc itself is there).
+        if pid != 0 && e.errno() == Some(Errno::ENOENT) && Path::new("/proc/self").exists() {
+            arg_err("mounts", "pid", format!("no process {pid}"))
+        } else {
+            sys_err(e)
+        }
+    })?;
+    Ok(all.iter().map(|m| Dynamic::from(entry_map(m))).collect())
 }
 
 pub const BIND_KEYS: &[&str] = &[
@@ -379,8 +383,9 @@ pub fn register(api: &mut Api) {
     ] {
         let text = "Bind-mount `src` onto `dst`, with every submount (`recursive: false` for just the top).\n\
              Options: ro (read-only on every submount, via mount_setattr AT_RECURSIVE), nosuid,\n\
-             nodev, noexec, idmap (an Ns of kind user, or a Process whose user namespace to use:\n\
-             owners are mapped through it, MOUNT_ATTR_IDMAP), root (resolve dst inside this\n\
+             nodev, noexec, idmap (an Ns of kind user, or a Process or pid whose user namespace\n\
+             to use, as ns_of() takes: owners are mapped through it, MOUNT_ATTR_IDMAP; not the\n\
+             host's own), root (resolve dst inside this\n\
              directory, creating the mount point), keep (do not detach when the recipe ends).\n\
              Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    bind(\"/usr\", \"/mnt\", #{ ro: true });";
         if with_opts {
@@ -538,11 +543,20 @@ pub fn register(api: &mut Api) {
     api.func(
         "mounts",
         "mounts(pid: int|Process) -> array",
-        "The mounts of another process (its /proc/PID/mountinfo), as mounts().\n\
+        "The mounts of another process (its /proc/PID/mountinfo), as mounts(). A pid must be\n\
+         above 0 (mounts() is the shell's own); a process that has exited is an error.\n\
          Example:\n    print(mounts(pid()).len());",
         |target: Dynamic| -> RResult<Array> {
             if let Some(p) = target.read_lock::<super::process::Process>() {
-                return mounts_of(p.pid as i64);
+                // Once it has exited its pid may be another process's.
+                if !p.alive() {
+                    return Err(arg_err(
+                        "mounts",
+                        "pid",
+                        format!("no process {}: it has exited", p.pid),
+                    ));
+                }
+                return mounts_of(p.pid);
             }
             let pid = target.as_int().map_err(|t| {
                 arg_err(
@@ -551,6 +565,13 @@ pub fn register(api: &mut Api) {
                     format!("expected a pid or a Process, got {}", script_type(t)),
                 )
             })?;
+            let pid = int_arg::<i32>("mounts", "pid", pid)?;
+            if pid <= 0 {
+                return Err(sys_err(
+                    SysError::invalid("mounts", "pid", format!("{pid} is not a pid"))
+                        .hint("mounts() without an argument lists the shell's own mounts"),
+                ));
+            }
             mounts_of(pid)
         },
     );

@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use nix::errno::Errno;
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
 
 use super::api::Api;
@@ -60,10 +61,13 @@ pub fn ns_from(op: &str, arg: &str, v: &Dynamic, kind: NsKind) -> RResult<Rc<NsF
         return Ok(n.0.clone());
     }
     if let Some(p) = v.read_lock::<Process>() {
-        return p
-            .ns(kind)
-            .map(Rc::new)
-            .map_err(|e| super::error::sys_err(e.detail(format!("{op}: {arg}"))));
+        return p.ns(kind).map(Rc::new).map_err(|e| {
+            if matches!(e.errno(), Some(Errno::ENOENT) | Some(Errno::ESRCH)) && !p.alive() {
+                arg_err(op, arg, format!("no process {}: it has exited", p.pid))
+            } else {
+                super::error::sys_err(e.detail(format!("{op}: {arg}")))
+            }
+        });
     }
     if let Ok(pid) = v.as_int() {
         let pid = super::error::int_arg::<i32>(op, arg, pid)?;
@@ -71,7 +75,7 @@ pub fn ns_from(op: &str, arg: &str, v: &Dynamic, kind: NsKind) -> RResult<Rc<NsF
             return Err(arg_err(op, arg, format!("{pid} is not a pid")));
         }
         return NsFd::of_pid(pid, kind).map(Rc::new).map_err(|e| {
-            if e.errno() == Some(nix::errno::Errno::ENOENT) {
+            if e.errno() == Some(Errno::ENOENT) {
                 // /proc/PID/ns/KIND is missing: the process has gone (or never was).
                 arg_err(op, arg, format!("no process {pid}"))
             } else {

@@ -80,13 +80,27 @@ pub fn setattr(
     if r < 0 {
         let e = Errno::last();
         let err = SysError::os("mount_setattr", e);
-        return Err(match (e, userns.is_some()) {
-            (Errno::EINVAL, true) => err.hint("an id-mapped mount needs a detached clone of a filesystem that supports idmapping, and a user namespace other than the caller's"),
-            (Errno::EPERM, true) => err.hint("the user namespace must have a uid/gid map and the caller CAP_SYS_ADMIN over it"),
+        return Err(match (e, userns) {
+            (Errno::EINVAL, Some(_)) => err.name("idmap").hint("an id-mapped mount needs a detached clone of a filesystem that supports idmapping, and a user namespace other than the caller's"),
+            // The kernel refuses the initial user namespace outright; the map and
+            // capability hint below would only mislead (both hold for it).
+            (Errno::EPERM, Some(ns)) if is_initial_user_ns(ns) => err.name("idmap").hint(
+                "the idmap namespace is the initial user namespace (the host's own, which a \
+                 process not in a container is in): it maps nothing. Use the user namespace \
+                 of a process started with \"user\" in ns and a uid_map, or an Ns of one",
+            ),
+            (Errno::EPERM, Some(_)) => err.name("idmap").hint("the user namespace must have a uid/gid map and the caller CAP_SYS_ADMIN over it"),
             _ => err,
         });
     }
     Ok(())
+}
+
+/// Whether `ns` (a user namespace fd) is the initial user namespace: its inode number is
+/// fixed (PROC_USER_INIT_INO in include/linux/proc_ns.h).
+fn is_initial_user_ns(ns: BorrowedFd<'_>) -> bool {
+    const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
+    rustix::fs::fstat(ns).is_ok_and(|st| st.st_ino == PROC_USER_INIT_INO)
 }
 
 /// The kernel's error log of a filesystem context (fsconfig messages), for error detail.
