@@ -557,6 +557,105 @@ impl Drop for Userns {
 }
 
 #[test]
+fn a_directory_onto_a_file_and_a_file_onto_a_directory_are_named() {
+    let s = Scratch::new("kind");
+    for d in ["dir", "img/etc", "lower2"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    std::fs::write(s.path("file"), "f").unwrap();
+    let image = s.path("img.sqfs");
+    mksquashfs(&s.path("img"), &image);
+    let (dir, file) = (s.path("dir"), s.path("file"));
+    let onto_file = |op: &str, arg: &str, what: &str, errno: &str| {
+        format!(
+            "{op}({file}, {arg}): the target is a file; {what} needs a directory target: {errno}"
+        )
+    };
+    let onto_dir = |op: &str, arg: &str, errno: &str| {
+        format!("{op}({dir}, {arg}): the target is a directory; a file source needs a file target: {errno}")
+    };
+    let cases: Vec<(String, String, bool)> = vec![
+        (
+            format!(r#"tmpfs("{file}");"#),
+            onto_file("tmpfs", "dst", "a tmpfs", "EINVAL"),
+            true,
+        ),
+        (
+            format!(r#"bind("{dir}", "{file}");"#),
+            onto_file("bind", "dst", "a directory source", "EINVAL"),
+            true,
+        ),
+        (
+            format!(r#"bind("{file}", "{dir}");"#),
+            onto_dir("bind", "dst", "EINVAL"),
+            true,
+        ),
+        // squashfs names its target, not the image.
+        (
+            format!(r#"squashfs("{image}", "{file}");"#),
+            onto_file("squashfs", "target", "a squashfs", "EINVAL"),
+            true,
+        ),
+        (
+            format!(
+                r#"overlay(#{{ lower: ["{dir}", "{lower2}"], target: "{file}" }});"#,
+                lower2 = s.path("lower2")
+            ),
+            onto_file("overlay", "target", "an overlay", "EINVAL"),
+            true,
+        ),
+        (
+            format!(r#"mount(#{{ source: "none", target: "{file}", fstype: "tmpfs" }});"#),
+            onto_file("mount", "target", "a tmpfs mount", "ENOTDIR"),
+            true,
+        ),
+        (
+            format!(r#"mount(#{{ source: "{file}", target: "{dir}", flags: ["bind"] }});"#),
+            onto_dir("mount", "target", "ENOTDIR"),
+            true,
+        ),
+        // The mount(2) fallbacks say the same.
+        (
+            format!(r#"tmpfs("{file}");"#),
+            onto_file("tmpfs", "dst", "a tmpfs", "ENOTDIR"),
+            false,
+        ),
+        (
+            format!(r#"bind("{dir}", "{file}");"#),
+            onto_file("bind", "dst", "a directory source", "ENOTDIR"),
+            false,
+        ),
+        (
+            format!(r#"bind("{file}", "{dir}");"#),
+            onto_dir("bind", "dst", "ENOTDIR"),
+            false,
+        ),
+    ];
+    for (code, want, fd_api) in cases {
+        let before = host_mounts_with(&s.root());
+        let mut c = ctrsh();
+        if !fd_api {
+            c.env("CTRSH_LEGACY_MOUNT", "1");
+        }
+        let out = c
+            .arg("-e")
+            .arg(format!("{PRIVATE}{code}"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{code}");
+        assert!(
+            err.contains(&want),
+            "for {code}: expected {want:?} in:\n{err}"
+        );
+        assert!(err.contains("hint: "), "{err}");
+        assert_eq!(host_mounts_with(&s.root()), before);
+    }
+    assert!(loop_released(&image));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
 fn idmap_and_mounts_say_what_is_wrong_with_the_process() {
     let s = Scratch::new("idp");
     std::fs::create_dir_all(s.path("src")).unwrap();

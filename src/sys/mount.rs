@@ -114,6 +114,48 @@ pub fn open_source(op: &str, arg: &str, p: &str) -> Result<OwnedFd> {
     })
 }
 
+/// The kernel refuses to mount a directory on a file or a file on a directory with a bare
+/// EINVAL (move_mount) or ENOTDIR (mount(2)). After such a failure, say which it was,
+/// naming the target argument `arg` of `op`. `what` is the thing mounted ("a tmpfs"), or
+/// None for a bind, whose source is a file or a directory. None when the kinds match (the
+/// failure was something else).
+fn kind_mismatch(
+    e: &SysError,
+    op: &str,
+    arg: &str,
+    dst: &str,
+    src_is_dir: bool,
+    what: Option<&str>,
+    tfd: BorrowedFd<'_>,
+) -> Option<SysError> {
+    let errno = e
+        .errno()
+        .filter(|n| matches!(n, Errno::EINVAL | Errno::ENOTDIR))?;
+    let dst_is_dir = safepath::is_dir(tfd).ok()?;
+    if dst_is_dir == src_is_dir {
+        return None;
+    }
+    let (detail, hint) = if src_is_dir {
+        let what = what.unwrap_or("a directory source");
+        (
+            format!("the target is a file; {what} needs a directory target"),
+            "mount on a directory (mkdir one); only a file can be bound onto a file",
+        )
+    } else {
+        (
+            "the target is a directory; a file source needs a file target".to_string(),
+            "bind a file onto a file: create an empty one first, e.g. write_file(dst, \"\")",
+        )
+    };
+    Some(
+        SysError::os(op, errno)
+            .path(dst)
+            .name(arg)
+            .detail(detail)
+            .hint(hint),
+    )
+}
+
 /// MS_* flags by name for the classic `mount`.
 pub fn parse_flag(name: &str) -> Option<libc::c_ulong> {
     Some(match name {
@@ -229,6 +271,24 @@ pub fn mount(
     )
     .map_err(|e| {
         let err = SysError::os("mount", e).path(target.path()).detail(detail);
+        // A bind or a move mounts what its source is; a new filesystem's root is a
+        // directory. A remount or a propagation change mounts nothing.
+        let changes = libc::MS_REMOUNT
+            | libc::MS_PRIVATE
+            | libc::MS_SLAVE
+            | libc::MS_SHARED
+            | libc::MS_UNBINDABLE;
+        if flags & changes == 0 {
+            let moves = flags & (libc::MS_BIND | libc::MS_MOVE) != 0;
+            let src_is_dir =
+                !moves || source.is_some_and(|s| std::fs::metadata(s).is_ok_and(|m| m.is_dir()));
+            let what = format!("a {} mount", fstype.unwrap_or("new"));
+            let what = (!moves).then_some(what.as_str());
+            let (t, fd) = (target.path(), tfd.as_fd());
+            if let Some(k) = kind_mismatch(&err, "mount", "target", t, src_is_dir, what, fd) {
+                return k;
+            }
+        }
         match e {
             Errno::ENODEV => err.name("fstype").detail(format!(
                 "unknown filesystem type {:?}",
@@ -266,6 +326,10 @@ pub fn bind(src: &str, dst: Place<'_>, o: BindOpts<'_>) -> Result<()> {
 /// `bind` with the source already open (an O_PATH fd, e.g. inside an image).
 pub fn bind_fd(sfd: BorrowedFd<'_>, src: &str, dst: Place<'_>, o: BindOpts<'_>) -> Result<()> {
     let ctx = |e: SysError| {
+        // An error about dst (e.g. a file onto a directory) already says what it is.
+        if e.name.as_deref() == Some("dst") {
+            return e;
+        }
         e.path(dst.path())
             .detail(format!("bind {src} → {}", dst.path()))
     };
@@ -291,7 +355,10 @@ pub fn bind_fd(sfd: BorrowedFd<'_>, src: &str, dst: Place<'_>, o: BindOpts<'_>) 
         }
     }
     let tfd = dst.open("bind", "dst", file)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(ctx)
+    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
+        kind_mismatch(&e, "bind", "dst", dst.path(), !file, None, tfd.as_fd())
+            .unwrap_or_else(|| ctx(e))
+    })
 }
 
 /// The path mount(2) can use for an O_PATH fd (needs /proc).
@@ -329,7 +396,10 @@ fn legacy_bind(sfd: BorrowedFd<'_>, dst: Place<'_>, o: BindOpts<'_>, file: bool)
         ms(libc::MS_BIND | rec),
         None::<&str>,
     )
-    .map_err(|e| SysError::os("mount", e).detail("MS_BIND"))?;
+    .map_err(|e| {
+        let err = SysError::os("mount", e).detail("MS_BIND");
+        kind_mismatch(&err, "bind", "dst", dst.path(), !file, None, tfd.as_fd()).unwrap_or(err)
+    })?;
     let bits = ms_bits(o.attrs);
     if bits == 0 {
         return Ok(());
@@ -384,9 +454,19 @@ fn legacy_tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
         Some(data.as_str()),
     )
     .map_err(|e| {
-        SysError::os("tmpfs", e)
+        let err = SysError::os("tmpfs", e)
             .path(dst.path())
-            .detail(data.clone())
+            .detail(data.clone());
+        kind_mismatch(
+            &err,
+            "tmpfs",
+            "dst",
+            dst.path(),
+            true,
+            Some("a tmpfs"),
+            tfd.as_fd(),
+        )
+        .unwrap_or(err)
     })
 }
 
@@ -469,7 +549,18 @@ pub fn tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
     }
     let tree = tmpfs_detached("tmpfs", o).map_err(|e| e.path(dst.path()))?;
     let tfd = dst.open("tmpfs", "dst", false)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| e.path(dst.path()))
+    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
+        kind_mismatch(
+            &e,
+            "tmpfs",
+            "dst",
+            dst.path(),
+            true,
+            Some("a tmpfs"),
+            tfd.as_fd(),
+        )
+        .unwrap_or_else(|| e.path(dst.path()))
+    })
 }
 
 /// Mount a squashfs image (read-only, nosuid, nodev) on `dst`, or only its subdirectory
@@ -502,7 +593,19 @@ pub fn squashfs(image: &str, subdir: Option<&str>, dst: Place<'_>, attrs: Attrs)
         }
     };
     let tfd = dst.open("squashfs", "target", false)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(ctx)?;
+    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
+        let what = Some("a squashfs");
+        kind_mismatch(
+            &e,
+            "squashfs",
+            "target",
+            dst.path(),
+            true,
+            what,
+            tfd.as_fd(),
+        )
+        .unwrap_or_else(|| ctx(e))
+    })?;
     let dev = lo.path.clone();
     drop(lo);
     Ok(dev)
@@ -602,7 +705,11 @@ fn overlay_finish(
     }
     let tree = b.mount(attrs.bits()).map_err(ctx)?;
     let tfd = dst.open("overlay", "target", false)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(ctx)
+    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
+        let what = Some("an overlay");
+        kind_mismatch(&e, "overlay", "target", dst.path(), true, what, tfd.as_fd())
+            .unwrap_or_else(|| ctx(e))
+    })
 }
 
 /// umount2(2); `detach` is MNT_DETACH (lazy: gone from the tree now, freed when unused).
