@@ -1002,6 +1002,20 @@ fn bad_input_is_named_and_changes_nothing() {
             format!(r#"squashfs("{d}/none.sqfs", "{d}");"#),
             vec!["image", "does not exist"],
         ),
+        (
+            format!(r#"squashfs("{d}", "{d}");"#),
+            vec![
+                "squashfs(",
+                "image): a directory: the image must be a regular file",
+                "bind(dir, target",
+            ],
+        ),
+        (
+            format!(r#"squashfs("/dev/null", "{d}");"#),
+            vec![
+                "squashfs(/dev/null, image): a character device: the image must be a regular file",
+            ],
+        ),
     ];
     for (code, wants) in cases {
         let err = private_err(&s, &code);
