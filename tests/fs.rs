@@ -656,6 +656,87 @@ fn a_directory_onto_a_file_and_a_file_onto_a_directory_are_named() {
 }
 
 #[test]
+fn mount_data_and_overlay_errors_say_which_option() {
+    let s = Scratch::new("dat");
+    for d in ["m", "lower", "u/w", "w"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    std::fs::write(s.path("file"), "f").unwrap();
+    let (m, lower, u) = (s.path("m"), s.path("lower"), s.path("u"));
+    let cases: Vec<(String, Vec<String>, bool)> = vec![
+        // mount(2) says EINVAL; the filesystem context has the kernel's words.
+        (
+            format!(
+                r#"mount(#{{ source: "none", target: "{m}", fstype: "tmpfs", data: "mode=755,size=12Q" }});"#
+            ),
+            vec![format!(
+                r#"mount({m}, data): option "size=12Q" refused: tmpfs: Bad value for 'size'"#
+            )],
+            true,
+        ),
+        (
+            format!(
+                r#"mount(#{{ source: "proc", target: "{m}", fstype: "proc", data: "bogus=1" }});"#
+            ),
+            vec![r#"option "bogus=1" refused: proc: Unknown parameter 'bogus'"#.into()],
+            true,
+        ),
+        // Without the fd-based API: the argument is named, the kernel log pointed to.
+        (
+            format!(
+                r#"mount(#{{ source: "none", target: "{m}", fstype: "tmpfs", data: "size=12Q" }});"#
+            ),
+            vec![format!("mount({m}, data)"), "dmesg".into()],
+            false,
+        ),
+        (
+            format!(
+                r#"overlay(#{{ lower: ["{lower}"], upper: "{file}", work: "{w}", target: "{m}" }});"#,
+                file = s.path("file"),
+                w = s.path("w")
+            ),
+            vec![format!(
+                "hint: overlay: {} is not a directory",
+                s.path("file")
+            )],
+            true,
+        ),
+        (
+            format!(
+                r#"overlay(#{{ lower: ["{lower}"], upper: "{u}", work: "{u}/", target: "{m}" }});"#
+            ),
+            vec![format!("overlay(work): {u}/ is the upper directory")],
+            true,
+        ),
+        (
+            format!(
+                r#"overlay(#{{ lower: ["{lower}"], upper: "{u}", work: "{u}/w", target: "{m}" }});"#
+            ),
+            vec!["neither inside the other".into()],
+            true,
+        ),
+    ];
+    for (code, wants, fd_api) in cases {
+        let mut c = ctrsh();
+        if !fd_api {
+            c.env("CTRSH_LEGACY_MOUNT", "1");
+        }
+        let out = c
+            .arg("-e")
+            .arg(format!("{PRIVATE}{code}"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{code}");
+        for w in wants {
+            assert!(err.contains(&w), "for {code}: expected {w:?} in:\n{err}");
+        }
+        assert!(!err.contains("overlay: overlay:"), "{err}");
+        assert!(host_mounts_with(&s.root()).is_empty());
+    }
+}
+
+#[test]
 fn idmap_and_mounts_say_what_is_wrong_with_the_process() {
     let s = Scratch::new("idp");
     std::fs::create_dir_all(s.path("src")).unwrap();

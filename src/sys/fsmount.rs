@@ -151,10 +151,21 @@ impl FsBuilder {
 
     fn fail(&self, e: rustix::io::Errno, what: String) -> SysError {
         let err = rx(&self.op, e).detail(what);
-        match fs_log(&self.fd) {
-            Some(log) => err.hint(format!("{}: {log}", self.fstype)),
+        match self.log() {
+            Some(log) => err.hint(log),
             None => err,
         }
+    }
+
+    /// The kernel's messages for this context, led by the filesystem's name ("tmpfs: Bad
+    /// value for 'size'"); most already are, the others get it added.
+    fn log(&self) -> Option<String> {
+        let log = fs_log(&self.fd)?;
+        Some(if log.starts_with(&format!("{}: ", self.fstype)) {
+            log
+        } else {
+            format!("{}: {log}", self.fstype)
+        })
     }
 
     /// fsconfig(FSCONFIG_SET_STRING, key, value).
@@ -178,6 +189,27 @@ impl FsBuilder {
         rm::fsmount(&self.fd, FsMountFlags::FSMOUNT_CLOEXEC, a)
             .map_err(|e| self.fail(e, "fsmount".into()))
     }
+}
+
+/// Which option of a mount(2) `data` string ("size=1m,mode=755") the filesystem `fstype`
+/// refuses, and the kernel's reason: the options are given one by one to a new filesystem
+/// context, whose log keeps the message mount(2) only prints to the kernel log. Nothing is
+/// created. None when each option is accepted, or there is no fd-based API to ask.
+pub fn refused_option(fstype: &str, data: &str) -> Option<(String, Option<String>)> {
+    if !available() {
+        return None;
+    }
+    let b = FsBuilder::new("mount", fstype).ok()?;
+    for opt in data.split(',').filter(|o| !o.is_empty()) {
+        let r = match opt.split_once('=') {
+            Some((k, v)) => b.set(k, v).map(|_| ()),
+            None => b.flag(opt).map(|_| ()),
+        };
+        if let Err(e) = r {
+            return Some((opt.to_string(), e.hint.clone()));
+        }
+    }
+    None
 }
 
 /// A detached copy of the mount tree at `src` (an O_PATH fd), recursive or just the top.

@@ -301,9 +301,34 @@ pub fn mount(
             Errno::EPERM => err.hint(
                 "mounting needs CAP_SYS_ADMIN in the user namespace owning the mount namespace",
             ),
+            Errno::EINVAL => match data.filter(|d| !d.is_empty()) {
+                Some(d) => data_refused(err, fstype, d),
+                None => err,
+            },
             _ => err,
         }
     })
+}
+
+/// mount(2) said EINVAL and there were options in `data`: name the one the filesystem
+/// refuses, in the kernel's words, when it can be found (mount(2) itself only tells the
+/// kernel log).
+fn data_refused(err: SysError, fstype: Option<&str>, data: &str) -> SysError {
+    match fstype.map(|t| (t, fsmount::refused_option(t, data))) {
+        Some((_, Some((opt, why)))) => {
+            let why = why.map(|w| format!(": {w}")).unwrap_or_default();
+            err.name("data")
+                .detail(format!("option {opt:?} refused{why}"))
+        }
+        // Each option is fine on its own: the refusal is about something else.
+        Some((_, None)) if fsmount::available() => err.hint(
+            "the filesystem accepts each option in data on its own: the kernel refused the \
+             mount (flags, source, target, or the options together); dmesg may say why",
+        ),
+        _ => err
+            .name("data")
+            .hint("the kernel refused the options in data, or the mount itself; dmesg says why"),
+    }
 }
 
 /// Options of a bind mount.
@@ -633,8 +658,18 @@ pub fn overlay(
     }
     match (upper, work) {
         (Some(u), Some(w)) => {
-            open_source("overlay", "upper", u)?;
-            open_source("overlay", "work", w)?;
+            let ufd = open_source("overlay", "upper", u)?;
+            let wfd = open_source("overlay", "work", w)?;
+            // The kernel's answer to this is a bare EINVAL with nothing in its log.
+            let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|st| (st.st_dev, st.st_ino));
+            if matches!((id(&ufd), id(&wfd)), (Ok(a), Ok(b)) if a == b) {
+                return Err(SysError::invalid(
+                    "overlay",
+                    "work",
+                    format!("{w} is the upper directory; work must be a directory of its own"),
+                )
+                .hint("give an empty directory beside upper, on the same filesystem, e.g. upper: \"/srv/box/upper\", work: \"/srv/box/work\""));
+            }
         }
         // The kernel wants two layers at least for a read-only overlay ("at least 2
         // lowerdir are needed while upperdir nonexistent"); say so before it says EINVAL.
@@ -703,7 +738,17 @@ fn overlay_finish(
         b.set("upperdir", u).map_err(|e| ctx(e).name("upper"))?;
         b.set("workdir", w).map_err(|e| ctx(e).name("work"))?;
     }
-    let tree = b.mount(attrs.bits()).map_err(ctx)?;
+    let tree = b.mount(attrs.bits()).map_err(|e| {
+        let upper_work = upper.is_some() && e.errno() == Some(Errno::EINVAL);
+        match ctx(e) {
+            // Without a word from the kernel: the usual causes of a refused upper/work pair.
+            e if upper_work && e.hint.is_none() => e.hint(
+                "upper and work must be two directories on the same mount, neither inside the \
+                 other (and work empty); dmesg may say which",
+            ),
+            e => e,
+        }
+    })?;
     let tfd = dst.open("overlay", "target", false)?;
     fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
         let what = Some("an overlay");
