@@ -178,6 +178,64 @@ fn wrong_argument_types_are_clear() {
 }
 
 #[test]
+fn type_names_in_errors_are_the_scripts_own() {
+    // rhai and ctrsh describe values by Rust type names (i64, f64, ImmutableString ...);
+    // a script author knows int, float, string.
+    let cases: &[(&str, &[&str])] = &[
+        (
+            r#"tmpfs("/x", #{ size: 1.5 })"#,
+            &["tmpfs(size)", "got float"],
+        ),
+        (
+            r#"tmpfs("/x", #{ mode: "x" })"#,
+            &["tmpfs(mode)", "got string"],
+        ),
+        (r#"tmpfs("/x", #{ size: -5 })"#, &["-5 is not a size"]),
+        (r#"mount_seq([1])"#, &["op 1 is an int, not a map"]),
+        (
+            r#"cgroup("ctrsh-neg", #{ limits: #{ memory: -5 } })"#,
+            &["-5 is negative"],
+        ),
+        (
+            r#"bind(1, "/x")"#,
+            &["no variant of bind() takes these arguments: bind(int, string)"],
+        ),
+        (r#"spawn(#{ cmd: ["true"], ns: 5 })"#, &["got int"]),
+        (r#"ns_of(link("lo"), "net")"#, &["got Link"]),
+        (
+            r#""a" - 1"#,
+            &["the operator - does not apply to a string and an int"],
+        ),
+        (r#"let x = 1.0; x.len()"#, &["len(float)"]),
+        (
+            r#"let x = 5; x.foo = 1.5"#,
+            &["type 'int' to handle 'float'"],
+        ),
+        (
+            r#"let f = |x| x; f.call(1, 2)"#,
+            &["the closure does not take (int, int)"],
+        ),
+    ];
+    for (code, wants) in cases {
+        let err = eval_err(code);
+        for w in *wants {
+            assert!(err.contains(w), "for {code}: expected {w:?} in:\n{err}");
+        }
+        for rust in [
+            "i64",
+            "f64",
+            "ImmutableString",
+            "&str",
+            "String",
+            "anon$",
+            "\"-5\"",
+        ] {
+            assert!(!err.contains(rust), "for {code}: {rust} in:\n{err}");
+        }
+    }
+}
+
+#[test]
 fn check_reports_every_broken_file_with_line_and_col() {
     let d = tempfile::tempdir().unwrap();
     let ok = script(&d, "ok.rhai", "fn f(x) { x }\nprint(f(1));\n");

@@ -762,6 +762,248 @@ impl Drop for Userns {
 }
 
 #[test]
+fn a_directory_onto_a_file_and_a_file_onto_a_directory_are_named() {
+    let s = Scratch::new("kind");
+    for d in ["dir", "img/etc", "lower2"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    std::fs::write(s.path("file"), "f").unwrap();
+    let image = s.path("img.sqfs");
+    mksquashfs(&s.path("img"), &image);
+    let (dir, file) = (s.path("dir"), s.path("file"));
+    let onto_file = |op: &str, arg: &str, what: &str, errno: &str| {
+        format!(
+            "{op}({file}, {arg}): the target is a file; {what} needs a directory target: {errno}"
+        )
+    };
+    let onto_dir = |op: &str, arg: &str, errno: &str| {
+        format!("{op}({dir}, {arg}): the target is a directory; a file source needs a file target: {errno}")
+    };
+    let cases: Vec<(String, String, bool)> = vec![
+        (
+            format!(r#"tmpfs("{file}");"#),
+            onto_file("tmpfs", "dst", "a tmpfs", "EINVAL"),
+            true,
+        ),
+        (
+            format!(r#"bind("{dir}", "{file}");"#),
+            onto_file("bind", "dst", "a directory source", "EINVAL"),
+            true,
+        ),
+        (
+            format!(r#"bind("{file}", "{dir}");"#),
+            onto_dir("bind", "dst", "EINVAL"),
+            true,
+        ),
+        // squashfs names its target, not the image.
+        (
+            format!(r#"squashfs("{image}", "{file}");"#),
+            onto_file("squashfs", "target", "a squashfs", "EINVAL"),
+            true,
+        ),
+        (
+            format!(
+                r#"overlay(#{{ lower: ["{dir}", "{lower2}"], target: "{file}" }});"#,
+                lower2 = s.path("lower2")
+            ),
+            onto_file("overlay", "target", "an overlay", "EINVAL"),
+            true,
+        ),
+        (
+            format!(r#"mount(#{{ source: "none", target: "{file}", fstype: "tmpfs" }});"#),
+            onto_file("mount", "target", "a tmpfs mount", "ENOTDIR"),
+            true,
+        ),
+        (
+            format!(r#"mount(#{{ source: "{file}", target: "{dir}", flags: ["bind"] }});"#),
+            onto_dir("mount", "target", "ENOTDIR"),
+            true,
+        ),
+        // The mount(2) fallbacks say the same.
+        (
+            format!(r#"tmpfs("{file}");"#),
+            onto_file("tmpfs", "dst", "a tmpfs", "ENOTDIR"),
+            false,
+        ),
+        (
+            format!(r#"bind("{dir}", "{file}");"#),
+            onto_file("bind", "dst", "a directory source", "ENOTDIR"),
+            false,
+        ),
+        (
+            format!(r#"bind("{file}", "{dir}");"#),
+            onto_dir("bind", "dst", "ENOTDIR"),
+            false,
+        ),
+    ];
+    for (code, want, fd_api) in cases {
+        let before = host_mounts_with(&s.root());
+        let mut c = ctrsh();
+        if !fd_api {
+            c.env("CTRSH_LEGACY_MOUNT", "1");
+        }
+        let out = c
+            .arg("-e")
+            .arg(format!("{PRIVATE}{code}"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{code}");
+        assert!(
+            err.contains(&want),
+            "for {code}: expected {want:?} in:\n{err}"
+        );
+        assert!(err.contains("hint: "), "{err}");
+        assert_eq!(host_mounts_with(&s.root()), before);
+    }
+    assert!(loop_released(&image));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn mount_data_and_overlay_errors_say_which_option() {
+    let s = Scratch::new("dat");
+    for d in ["m", "lower", "u/w", "w"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    std::fs::write(s.path("file"), "f").unwrap();
+    let (m, lower, u) = (s.path("m"), s.path("lower"), s.path("u"));
+    let cases: Vec<(String, Vec<String>, bool)> = vec![
+        // mount(2) says EINVAL; the filesystem context has the kernel's words.
+        (
+            format!(
+                r#"mount(#{{ source: "none", target: "{m}", fstype: "tmpfs", data: "mode=755,size=12Q" }});"#
+            ),
+            vec![format!(
+                r#"mount({m}, data): option "size=12Q" refused: tmpfs: Bad value for 'size'"#
+            )],
+            true,
+        ),
+        (
+            format!(
+                r#"mount(#{{ source: "proc", target: "{m}", fstype: "proc", data: "bogus=1" }});"#
+            ),
+            vec![r#"option "bogus=1" refused: proc: Unknown parameter 'bogus'"#.into()],
+            true,
+        ),
+        // Without the fd-based API: the argument is named, the kernel log pointed to.
+        (
+            format!(
+                r#"mount(#{{ source: "none", target: "{m}", fstype: "tmpfs", data: "size=12Q" }});"#
+            ),
+            vec![format!("mount({m}, data)"), "dmesg".into()],
+            false,
+        ),
+        (
+            format!(
+                r#"overlay(#{{ lower: ["{lower}"], upper: "{file}", work: "{w}", target: "{m}" }});"#,
+                file = s.path("file"),
+                w = s.path("w")
+            ),
+            vec![format!(
+                "hint: overlay: {} is not a directory",
+                s.path("file")
+            )],
+            true,
+        ),
+        (
+            format!(
+                r#"overlay(#{{ lower: ["{lower}"], upper: "{u}", work: "{u}/", target: "{m}" }});"#
+            ),
+            vec![format!("overlay(work): {u}/ is the upper directory")],
+            true,
+        ),
+        (
+            format!(
+                r#"overlay(#{{ lower: ["{lower}"], upper: "{u}", work: "{u}/w", target: "{m}" }});"#
+            ),
+            vec!["neither inside the other".into()],
+            true,
+        ),
+    ];
+    for (code, wants, fd_api) in cases {
+        let mut c = ctrsh();
+        if !fd_api {
+            c.env("CTRSH_LEGACY_MOUNT", "1");
+        }
+        let out = c
+            .arg("-e")
+            .arg(format!("{PRIVATE}{code}"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{code}");
+        for w in wants {
+            assert!(err.contains(&w), "for {code}: expected {w:?} in:\n{err}");
+        }
+        assert!(!err.contains("overlay: overlay:"), "{err}");
+        assert!(host_mounts_with(&s.root()).is_empty());
+    }
+}
+
+#[test]
+fn idmap_and_mounts_say_what_is_wrong_with_the_process() {
+    let s = Scratch::new("idp");
+    std::fs::create_dir_all(s.path("src")).unwrap();
+    std::fs::create_dir_all(s.path("dst")).unwrap();
+    let (src, dst) = (s.path("src"), s.path("dst"));
+    let pid_max: i64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let gone = pid_max + 1;
+    let exited = r#"let p = spawn(#{ cmd: ["true"] }); p.wait();"#;
+    let cases: Vec<(String, Vec<String>)> = vec![
+        // The shell's own user namespace, by Ns, by Process and by pid (an int is a pid, as
+        // everywhere a namespace is taken): the kernel's EPERM is about that, not maps.
+        (
+            format!(r#"bind("{src}", "{dst}", #{{ idmap: ns_of(pid(), "user") }});"#),
+            vec!["idmap".into(), "is the initial user namespace".into()],
+        ),
+        (
+            format!(r#"bind("{src}", "{dst}", #{{ idmap: spawn(#{{ cmd: ["sleep", "10"] }}) }});"#),
+            vec!["is the initial user namespace".into()],
+        ),
+        (
+            format!(r#"bind("{src}", "{dst}", #{{ idmap: pid() }});"#),
+            vec!["is the initial user namespace".into()],
+        ),
+        (
+            format!(r#"{exited} bind("{src}", "{dst}", #{{ idmap: p }});"#),
+            vec!["bind(idmap): no process ".into(), ": it has exited".into()],
+        ),
+        (
+            format!(r#"{exited} mounts(p);"#),
+            vec!["mounts(pid): no process ".into(), ": it has exited".into()],
+        ),
+        (
+            format!("mounts({gone});"),
+            vec![format!("mounts(pid): no process {gone}")],
+        ),
+        (
+            "mounts(-1);".into(),
+            vec!["mounts(pid): -1 is not a pid".into()],
+        ),
+        (
+            "mounts(0);".into(),
+            vec![
+                "mounts(pid): 0 is not a pid".into(),
+                "mounts() without an argument".into(),
+            ],
+        ),
+    ];
+    for (code, wants) in cases {
+        let err = private_err(&s, &code);
+        for w in wants {
+            assert!(err.contains(&w), "for {code}: expected {w:?} in:\n{err}");
+        }
+        assert!(!err.contains("ENOENT") && !err.contains("/proc/"), "{err}");
+        assert!(!err.contains("must have a uid/gid map"), "{err}");
+    }
+}
+
+#[test]
 fn renameat2_exchange_and_noreplace() {
     let s = Scratch::new("rn");
     std::fs::write(s.path("a"), "A").unwrap();
@@ -785,6 +1027,43 @@ fn renameat2_exchange_and_noreplace() {
     let m = std::fs::symlink_metadata(s.path("a")).unwrap();
     assert!(m.file_type().is_char_device() && m.rdev() == 0);
     assert_eq!(std::fs::read_to_string(s.path("c")).unwrap(), "B");
+    // Like every other fs function: no relative paths (they would go through the cwd),
+    // and an empty one is called that.
+    for (code, want) in [
+        (
+            format!(r#"renameat2("", "{}");"#, s.path("x")),
+            "renameat2(from): an empty path",
+        ),
+        (
+            format!(r#"renameat2("{}", "");"#, s.path("c")),
+            "renameat2(to): an empty path",
+        ),
+        (
+            format!(r#"renameat2("c", "{}");"#, s.path("x")),
+            "renameat2(from): \"c\" is relative",
+        ),
+        (
+            format!(
+                r#"renameat2("{}", "x", #{{ noreplace: true }});"#,
+                s.path("c")
+            ),
+            "renameat2(to): \"x\" is relative",
+        ),
+    ] {
+        let err = ctrsh()
+            .current_dir(&s.0)
+            .arg("-e")
+            .arg(&code)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&err.stderr);
+        assert!(
+            err.contains(want),
+            "for {code}: expected {want:?} in:\n{err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(s.path("c")).unwrap(), "B");
+    assert!(!Path::new(&s.path("x")).exists());
 }
 
 #[test]
@@ -878,6 +1157,66 @@ fn chroot_pivot_makes_a_dir_the_root() {
         ),
     );
     assert!(out.contains("root=[\"marker\"]"), "{out}");
+}
+
+#[test]
+fn chroot_pivot_errors_name_chroot_pivot() {
+    let s = Scratch::new("cpe");
+    let err = private_err(&s, r#"chroot_pivot("tmp");"#);
+    assert!(
+        err.contains(r#"chroot_pivot(dir): "tmp" is relative"#),
+        "{err}"
+    );
+    assert!(!err.contains("pivot_into"), "{err}");
+}
+
+#[test]
+fn pivot_root_errors_name_the_missing_path() {
+    let s = Scratch::new("pve");
+    std::fs::create_dir_all(s.path("m")).unwrap();
+    let m = s.path("m");
+    let cases: Vec<(String, Vec<String>)> = vec![
+        (
+            format!(r#"tmpfs("{m}"); pivot_root("{m}", "{m}/old");"#),
+            vec![
+                format!("pivot_root({m}/old, put_old): put_old does not exist"),
+                format!(r#"mkdir("{m}/old") first"#),
+            ],
+        ),
+        (
+            format!(r#"tmpfs("{m}"); pivot_root("{m}/nonexist", "{m}/nonexist/old");"#),
+            vec![format!(
+                "pivot_root({m}/nonexist, new_root): new_root does not exist"
+            )],
+        ),
+        (
+            format!(r#"tmpfs("{m}"); write_file("{m}/old", ""); pivot_root("{m}", "{m}/old");"#),
+            vec!["put_old is not a directory".into()],
+        ),
+        (
+            format!(r#"tmpfs("{m}"); chroot_pivot("{m}", "/next", "/next/old");"#),
+            vec![format!(
+                "chroot_pivot({m}/next, new_root): new_root does not exist"
+            )],
+        ),
+        (
+            format!(
+                r#"tmpfs("{m}"); mkdir("{m}/next"); tmpfs("{m}/next"); chroot_pivot("{m}", "/next", "/next/old");"#
+            ),
+            vec![
+                format!("chroot_pivot({m}/next/old, put_old): put_old does not exist"),
+                format!(r#"mkdir("{m}/next/old") first"#),
+            ],
+        ),
+    ];
+    for (code, wants) in cases {
+        let err = private_err(&s, &code);
+        for w in wants {
+            assert!(err.contains(&w), "for {code}: expected {w:?} in:\n{err}");
+        }
+        assert!(!err.contains("pivot_into"), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(&m).unwrap().count(), 0);
 }
 
 #[test]
@@ -983,6 +1322,20 @@ fn bad_input_is_named_and_changes_nothing() {
         (
             format!(r#"squashfs("{d}/none.sqfs", "{d}");"#),
             vec!["image", "does not exist"],
+        ),
+        (
+            format!(r#"squashfs("{d}", "{d}");"#),
+            vec![
+                "squashfs(",
+                "image): a directory: the image must be a regular file",
+                "bind(dir, target",
+            ],
+        ),
+        (
+            format!(r#"squashfs("/dev/null", "{d}");"#),
+            vec![
+                "squashfs(/dev/null, image): a character device: the image must be a regular file",
+            ],
         ),
     ];
     for (code, wants) in cases {

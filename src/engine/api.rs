@@ -120,15 +120,5 @@ impl<'a> Api<'a> {
 
 /// A short, script-facing name of a Rust type (`i64` → `int`, `ImmutableString` → `string`).
 fn short_type_name<T: 'static>() -> String {
-    let full = std::any::type_name::<T>();
-    let last = full.rsplit("::").next().unwrap_or(full);
-    match last {
-        "i64" => "int".into(),
-        "f64" => "float".into(),
-        "ImmutableString" | "String" | "str" => "string".into(),
-        "Dynamic" => "any".into(),
-        "Array" | "Vec<Dynamic>" => "array".into(),
-        "Map" => "map".into(),
-        other => other.trim_end_matches('>').to_string(),
-    }
+    super::error::script_type(std::any::type_name::<T>()).to_string()
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Map};
 
 use super::api::Api;
-use super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::error::{arg_err, script_type, sys_err, IntoScript, RResult};
 use super::opts::{strs_of, Opts};
 use super::process::Process;
 use super::spawn::{launch_with, stdio_fds, tty_of, Prepared};
@@ -35,7 +35,10 @@ pub fn target_pid(op: &str, v: &Dynamic) -> RResult<i32> {
         Err(t) => Err(arg_err(
             op,
             "target",
-            format!("expected a Process, a pid or a container name, got {t}"),
+            format!(
+                "expected a Process, a pid or a container name, got {}",
+                script_type(t)
+            ),
         )),
     }
 }

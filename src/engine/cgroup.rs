@@ -16,7 +16,7 @@ use rhai::{Array, Dynamic, Map};
 
 use super::api::Api;
 use super::cleanup::{self, OwnId};
-use super::error::{arg_err, int_arg, IntoScript, RResult};
+use super::error::{arg_err, int_arg, script_type, type_of, IntoScript, RResult};
 use super::opts::{strs_of, Opts};
 use super::process::Process;
 use super::report::nearest;
@@ -79,17 +79,22 @@ const CGROUP_KEYS: &[&str] = &["limits", "controllers", "keep"];
 pub fn parse_limits(op: &str, m: Map) -> RResult<Limits> {
     let o = Opts::new(op, m, LIMIT_KEYS)?;
     // A value written as a string or a number.
-    let text = |key: &str, what: &str| -> RResult<Option<String>> {
-        match o.get(key) {
-            None => Ok(None),
-            Some(v) if v.is_int() => Ok(Some(v.as_int().unwrap_or(0).to_string())),
-            Some(v) => v
-                .clone()
-                .into_string()
-                .map(Some)
-                .map_err(|t| arg_err(op, key, format!("expected {what}, got {t}"))),
-        }
-    };
+    let text =
+        |key: &str, what: &str| -> RResult<Option<String>> {
+            match o.get(key) {
+                None => Ok(None),
+                // A negative number is said as the number it is, not quoted as a string.
+                Some(v) if v.as_int().is_ok_and(|n| n < 0) => Err(arg_err(
+                    op,
+                    key,
+                    format!("{v} is negative; expected {what}"),
+                )),
+                Some(v) if v.is_int() => Ok(Some(v.as_int().unwrap_or(0).to_string())),
+                Some(v) => v.clone().into_string().map(Some).map_err(|t| {
+                    arg_err(op, key, format!("expected {what}, got {}", script_type(t)))
+                }),
+            }
+        };
     let size = "a size like \"64M\" or a number of bytes";
     let mut l = Limits {
         memory: text("memory", size)?
@@ -171,7 +176,7 @@ fn make(op: &str, path: &str, opts: Map) -> RResult<Cgroup> {
                     "limits",
                     format!(
                         "expected a map like #{{ memory: \"64M\", pids: 100 }}, got {}",
-                        v.type_name()
+                        type_of(v)
                     ),
                 )
             })?;
@@ -218,7 +223,7 @@ pub fn cgroup_arg(op: &str, v: &Dynamic) -> RResult<Cgroup> {
         "cgroup",
         format!(
             "expected a Cgroup, a cgroup path or #{{ path, limits }}, got {}",
-            v.type_name()
+            type_of(v)
         ),
     ))
 }
@@ -234,7 +239,7 @@ fn pid_arg(op: &str, v: &Dynamic) -> RResult<i32> {
         Err(t) => Err(arg_err(
             op,
             "pid",
-            format!("expected a pid or a Process, got {t}"),
+            format!("expected a pid or a Process, got {}", script_type(t)),
         )),
     }
 }
@@ -247,7 +252,7 @@ fn value_text(op: &str, v: &Dynamic) -> RResult<String> {
         arg_err(
             op,
             "value",
-            format!("expected a string or an integer, got {t}"),
+            format!("expected a string or an integer, got {}", script_type(t)),
         )
     })
 }
@@ -312,7 +317,7 @@ fn reset_targets(h: &Hierarchies, m: Map) -> RResult<Vec<(String, String)>> {
                 arg_err(
                     OP,
                     &k,
-                    format!("expected a cgroup path or a Cgroup, got {t}"),
+                    format!("expected a cgroup path or a Cgroup, got {}", script_type(t)),
                 )
             })?
         };

@@ -7,7 +7,7 @@ use rhai::{Array, Dynamic, Map};
 use super::api::Api;
 use super::cleanup;
 use super::control::{exit_err, interrupt_err};
-use super::error::{arg_err, sys_err, RResult};
+use super::error::{arg_err, script_type, sys_err, RResult};
 use crate::sys::{signals, SysError};
 
 pub fn register(api: &mut Api) {
@@ -44,7 +44,7 @@ pub fn register(api: &mut Api) {
                 .into_iter()
                 .map(|k| {
                     k.into_string().map_err(|t| {
-                        arg_err("check_opts", "known", format!("expected strings, got {t}"))
+                        arg_err("check_opts", "known", format!("expected strings, got {}", script_type(t)))
                     })
                 })
                 .collect::<RResult<Vec<String>>>()?;

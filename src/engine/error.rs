@@ -73,6 +73,57 @@ pub fn int_arg<T: TryFrom<i64>>(op: &str, arg: &str, v: i64) -> RResult<T> {
     T::try_from(v).map_err(|_| arg_err(op, arg, format!("{v} is out of range")))
 }
 
+/// The name a script author knows a type by (`int`, `float`, `string`, `array`, `map`,
+/// `bool`, `Process` ...), from the Rust names rhai reports: `Dynamic::type_name()` and the
+/// `Err` of `as_int()`/`into_string()` (`i64`, `f64`, `ctrsh::engine::process::Process`),
+/// and the argument types of its "function not found" signatures (`&str | ImmutableString |
+/// String`). Every message that names a value's type goes through here.
+pub fn script_type(rust: &str) -> &str {
+    let t = rust.trim();
+    let t = t.strip_prefix("&mut ").unwrap_or(t);
+    // A generic type by its outer name: `alloc::vec::Vec<...Dynamic>` is an array.
+    let base = t.split('<').next().unwrap_or(t);
+    let last = base.rsplit("::").next().unwrap_or(base);
+    match last {
+        "i64" | "i32" | "i16" | "i8" | "u64" | "u32" | "u16" | "u8" | "isize" | "usize" | "INT" => {
+            "int"
+        }
+        "f64" | "f32" | "FLOAT" => "float",
+        "&str" | "str" | "String" | "ImmutableString" | "&str | ImmutableString | String" => {
+            "string"
+        }
+        "Array" | "Vec" => "array",
+        "Map" | "BTreeMap" => "map",
+        "Blob" => "blob",
+        "FnPtr" => "Fn",
+        "Dynamic" => "any",
+        _ => last,
+    }
+}
+
+/// The script name of a value's type ([`script_type`] of rhai's name for it).
+pub fn type_of(v: &Dynamic) -> &'static str {
+    script_type(v.type_name())
+}
+
+/// A script type name with its article, for sentences: "an int", "a string", "()".
+pub fn a_type(name: &str) -> String {
+    let name = script_type(name);
+    match name.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() => {
+            // Short capitalised type names are read letter by letter ("an Ns", "an Fd").
+            let spelled = name.len() <= 2 && c.is_ascii_uppercase();
+            let vowel = if spelled {
+                "AEFHILMNORSX".contains(c)
+            } else {
+                "aeiouAEIOU".contains(c)
+            };
+            format!("{} {name}", if vowel { "an" } else { "a" })
+        }
+        _ => name.to_string(),
+    }
+}
+
 /// A hint for errnos whose usual cause is the same whatever the call.
 fn generic_hint(errno: nix::errno::Errno) -> Option<&'static str> {
     use nix::errno::Errno;
@@ -86,4 +137,39 @@ fn generic_hint(errno: nix::errno::Errno) -> Option<&'static str> {
         Errno::ESRCH => "the process has exited",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_type_names_become_script_names() {
+        for (rust, script) in [
+            ("i64", "int"),
+            ("f64", "float"),
+            ("&str | ImmutableString | String", "string"),
+            ("ImmutableString", "string"),
+            ("alloc::string::String", "string"),
+            ("&str", "string"),
+            ("string", "string"),
+            ("array", "array"),
+            ("alloc::vec::Vec<rhai::types::dynamic::Dynamic>", "array"),
+            ("map", "map"),
+            ("bool", "bool"),
+            ("()", "()"),
+            ("ctrsh::engine::process::Process", "Process"),
+            ("&mut ctrsh::engine::ns::Ns", "Ns"),
+        ] {
+            assert_eq!(script_type(rust), script, "{rust}");
+        }
+        assert_eq!(type_of(&Dynamic::from(1_i64)), "int");
+        assert_eq!(type_of(&Dynamic::from(1.5_f64)), "float");
+        assert_eq!(a_type("i64"), "an int");
+        assert_eq!(a_type("string"), "a string");
+        assert_eq!(a_type("array"), "an array");
+        assert_eq!(a_type("ctrsh::engine::ns::Ns"), "an Ns");
+        assert_eq!(a_type("ctrsh::engine::process::Process"), "a Process");
+        assert_eq!(a_type("()"), "()");
+    }
 }

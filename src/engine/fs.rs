@@ -17,7 +17,7 @@ use rhai::{Array, Dynamic, Map};
 
 use super::api::Api;
 use super::cleanup;
-use super::error::{arg_err, int_arg, sys_err, IntoScript, RResult};
+use super::error::{arg_err, int_arg, script_type, sys_err, IntoScript, RResult};
 use super::opts::{size_of, strs_of, Opts};
 use crate::sys::fsview::FsView;
 use crate::sys::mount::{self, Attrs, BindOpts, Place, TmpfsOpts};
@@ -217,13 +217,17 @@ pub fn entry_map(m: &MountEntry) -> Map {
     map
 }
 
-fn mounts_of(pid: i64) -> RResult<Array> {
-    let pid = int_arg::<i32>("mounts", "pid", pid)?;
-    Ok(mountinfo::read(pid)
-        .script()?
-        .iter()
-        .map(|m| Dynamic::from(entry_map(m)))
-        .collect())
+/// The mounts of `pid` (0: the shell's own).
+fn mounts_of(pid: i32) -> RResult<Array> {
+    let all = mountinfo::read(pid).map_err(|e| {
+        // /proc/PID/mountinfo is missing: the process is (when /proc itself is there).
+        if pid != 0 && e.errno() == Some(Errno::ENOENT) && Path::new("/proc/self").exists() {
+            arg_err("mounts", "pid", format!("no process {pid}"))
+        } else {
+            sys_err(e)
+        }
+    })?;
+    Ok(all.iter().map(|m| Dynamic::from(entry_map(m))).collect())
 }
 
 pub const BIND_KEYS: &[&str] = &[
@@ -436,9 +440,10 @@ pub fn register(api: &mut Api) {
     ] {
         let text = "Bind-mount `src` onto `dst`, with every submount (`recursive: false` for just the top).\n\
              Options: ro (read-only on every submount, via mount_setattr AT_RECURSIVE), nosuid,\n\
-             nodev, noexec, idmap (an Ns of kind user, or a Process whose user namespace to use:\n\
-             owners are mapped through it, MOUNT_ATTR_IDMAP), root (resolve dst inside this\n\
-             directory, creating a missing mount point, which stays), keep (do not detach when the recipe ends).\n\
+             nodev, noexec, idmap (an Ns of kind user, or a Process or pid whose user namespace\n\
+             to use, as ns_of() takes: owners are mapped through it, MOUNT_ATTR_IDMAP; not the\n\
+             host's own), root (resolve dst inside this directory, creating a missing mount\n\
+             point, which stays), keep (do not detach when the recipe ends).\n\
              Example:\n    unshare([\"mnt\"]); propagation(\"/\", \"private\", #{ recursive: true });\n    bind(\"/usr\", \"/mnt\", #{ ro: true });";
         if with_opts {
             api.func(
@@ -606,19 +611,35 @@ pub fn register(api: &mut Api) {
     api.func(
         "mounts",
         "mounts(pid: int|Process) -> array",
-        "The mounts of another process (its /proc/PID/mountinfo), as mounts().\n\
+        "The mounts of another process (its /proc/PID/mountinfo), as mounts(). A pid must be\n\
+         above 0 (mounts() is the shell's own); a process that has exited is an error.\n\
          Example:\n    print(mounts(pid()).len());",
         |target: Dynamic| -> RResult<Array> {
             if let Some(p) = target.read_lock::<super::process::Process>() {
-                return mounts_of(p.pid as i64);
+                // Once it has exited its pid may be another process's.
+                if !p.alive() {
+                    return Err(arg_err(
+                        "mounts",
+                        "pid",
+                        format!("no process {}: it has exited", p.pid),
+                    ));
+                }
+                return mounts_of(p.pid);
             }
             let pid = target.as_int().map_err(|t| {
                 arg_err(
                     "mounts",
                     "pid",
-                    format!("expected a pid or a Process, got {t}"),
+                    format!("expected a pid or a Process, got {}", script_type(t)),
                 )
             })?;
+            let pid = int_arg::<i32>("mounts", "pid", pid)?;
+            if pid <= 0 {
+                return Err(sys_err(
+                    SysError::invalid("mounts", "pid", format!("{pid} is not a pid"))
+                        .hint("mounts() without an argument lists the shell's own mounts"),
+                ));
+            }
             mounts_of(pid)
         },
     );

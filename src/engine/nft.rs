@@ -7,7 +7,7 @@ use rhai::{Dynamic, Map};
 
 use super::api::Api;
 use super::cleanup;
-use super::error::{arg_err, IntoScript, RResult};
+use super::error::{arg_err, script_type, IntoScript, RResult};
 use super::ns::ns_from;
 use crate::sys::netaddr;
 use crate::sys::nft::{self, Family, Masquerade};
@@ -41,7 +41,7 @@ fn masquerade(opts: Map) -> RResult<Map> {
             .ok_or_else(|| arg_err(OP, key, format!("missing required option {key:?}")))?
             .clone()
             .into_string()
-            .map_err(|t| arg_err(OP, key, format!("must be a string, got {t}")))
+            .map_err(|t| arg_err(OP, key, format!("must be a string, got {}", script_type(t))))
     };
     let src = get_str("src")?;
     let c = netaddr::cidr(OP, "src", &src).script()?;
@@ -53,10 +53,13 @@ fn masquerade(opts: Map) -> RResult<Map> {
         _ => None,
     };
     let table = match opts.get("table") {
-        Some(t) => t
-            .clone()
-            .into_string()
-            .map_err(|t| arg_err(OP, "table", format!("must be a string, got {t}")))?,
+        Some(t) => t.clone().into_string().map_err(|t| {
+            arg_err(
+                OP,
+                "table",
+                format!("must be a string, got {}", script_type(t)),
+            )
+        })?,
         None => {
             let n = NEXT_TABLE.with(|c| {
                 c.set(c.get() + 1);

@@ -2,10 +2,11 @@
 
 use std::rc::Rc;
 
+use nix::errno::Errno;
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
 
 use super::api::Api;
-use super::error::{arg_err, IntoScript, RResult};
+use super::error::{arg_err, script_type, type_of, IntoScript, RResult};
 use super::process::Process;
 use crate::sys::ns::{self, NsFd, NsGuard, NsKind};
 
@@ -31,10 +32,13 @@ pub fn kind_arg(op: &str, arg: &str, s: &str) -> RResult<NsKind> {
 pub fn kinds_arg(op: &str, arg: &str, v: &Array) -> RResult<Vec<NsKind>> {
     let mut out = Vec::new();
     for item in v {
-        let s = item
-            .clone()
-            .into_immutable_string()
-            .map_err(|t| arg_err(op, arg, format!("namespace kinds are strings, got {t}")))?;
+        let s = item.clone().into_immutable_string().map_err(|t| {
+            arg_err(
+                op,
+                arg,
+                format!("namespace kinds are strings, got {}", script_type(t)),
+            )
+        })?;
         let k = kind_arg(op, arg, &s)?;
         if !out.contains(&k) {
             out.push(k);
@@ -57,10 +61,13 @@ pub fn ns_from(op: &str, arg: &str, v: &Dynamic, kind: NsKind) -> RResult<Rc<NsF
         return Ok(n.0.clone());
     }
     if let Some(p) = v.read_lock::<Process>() {
-        return p
-            .ns(kind)
-            .map(Rc::new)
-            .map_err(|e| super::error::sys_err(e.detail(format!("{op}: {arg}"))));
+        return p.ns(kind).map(Rc::new).map_err(|e| {
+            if matches!(e.errno(), Some(Errno::ENOENT) | Some(Errno::ESRCH)) && !p.alive() {
+                arg_err(op, arg, format!("no process {}: it has exited", p.pid))
+            } else {
+                super::error::sys_err(e.detail(format!("{op}: {arg}")))
+            }
+        });
     }
     if let Ok(pid) = v.as_int() {
         let pid = super::error::int_arg::<i32>(op, arg, pid)?;
@@ -68,7 +75,7 @@ pub fn ns_from(op: &str, arg: &str, v: &Dynamic, kind: NsKind) -> RResult<Rc<NsF
             return Err(arg_err(op, arg, format!("{pid} is not a pid")));
         }
         return NsFd::of_pid(pid, kind).map(Rc::new).map_err(|e| {
-            if e.errno() == Some(nix::errno::Errno::ENOENT) {
+            if e.errno() == Some(Errno::ENOENT) {
                 // /proc/PID/ns/KIND is missing: the process has gone (or never was).
                 arg_err(op, arg, format!("no process {pid}"))
             } else {
@@ -79,7 +86,7 @@ pub fn ns_from(op: &str, arg: &str, v: &Dynamic, kind: NsKind) -> RResult<Rc<NsF
     Err(arg_err(
         op,
         arg,
-        format!("expected an Ns, a Process or a pid, got {}", v.type_name()),
+        format!("expected an Ns, a Process or a pid, got {}", type_of(v)),
     ))
 }
 
@@ -181,10 +188,7 @@ pub fn register(api: &mut Api) {
                 return Err(arg_err(
                     "in_ns",
                     "ns",
-                    format!(
-                        "expected an Ns or an array of Ns, got {}",
-                        target.type_name()
-                    ),
+                    format!("expected an Ns or an array of Ns, got {}", type_of(&target)),
                 ));
             };
             let refs: Vec<&NsFd> = targets.iter().map(|n| n.as_ref()).collect();

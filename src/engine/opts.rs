@@ -3,7 +3,7 @@
 
 use rhai::{Array, Dynamic, Map};
 
-use super::error::{arg_err, RResult};
+use super::error::{arg_err, script_type, RResult};
 use super::report::nearest;
 
 /// Options of one call: the map plus the operation name for errors.
@@ -37,20 +37,26 @@ impl<'a> Opts<'a> {
     pub fn bool(&self, key: &str, default: bool) -> RResult<bool> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .map_err(|t| arg_err(self.op, key, format!("expected true or false, got {t}"))),
+            Some(v) => v.as_bool().map_err(|t| {
+                arg_err(
+                    self.op,
+                    key,
+                    format!("expected true or false, got {}", script_type(t)),
+                )
+            }),
         }
     }
 
     pub fn str(&self, key: &str) -> RResult<Option<String>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .clone()
-                .into_string()
-                .map(Some)
-                .map_err(|t| arg_err(self.op, key, format!("expected a string, got {t}"))),
+            Some(v) => v.clone().into_string().map(Some).map_err(|t| {
+                arg_err(
+                    self.op,
+                    key,
+                    format!("expected a string, got {}", script_type(t)),
+                )
+            }),
         }
     }
 
@@ -62,10 +68,13 @@ impl<'a> Opts<'a> {
     pub fn int(&self, key: &str) -> RResult<Option<i64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_int()
-                .map(Some)
-                .map_err(|t| arg_err(self.op, key, format!("expected an integer, got {t}"))),
+            Some(v) => v.as_int().map(Some).map_err(|t| {
+                arg_err(
+                    self.op,
+                    key,
+                    format!("expected an integer, got {}", script_type(t)),
+                )
+            }),
         }
     }
 
@@ -108,7 +117,11 @@ pub fn strs_of(op: &str, key: &str, v: &Dynamic) -> RResult<Vec<String>> {
             .iter()
             .map(|x| {
                 x.clone().into_string().map_err(|t| {
-                    arg_err(op, key, format!("expected strings in the array, got {t}"))
+                    arg_err(
+                        op,
+                        key,
+                        format!("expected strings in the array, got {}", script_type(t)),
+                    )
                 })
             })
             .collect();
@@ -117,7 +130,10 @@ pub fn strs_of(op: &str, key: &str, v: &Dynamic) -> RResult<Vec<String>> {
         arg_err(
             op,
             key,
-            format!("expected a string or an array of strings, got {t}"),
+            format!(
+                "expected a string or an array of strings, got {}",
+                script_type(t)
+            ),
         )
     })
 }
@@ -125,11 +141,23 @@ pub fn strs_of(op: &str, key: &str, v: &Dynamic) -> RResult<Vec<String>> {
 /// A size: a string ("64m") or a number of bytes.
 pub fn size_of(op: &str, key: &str, v: &Dynamic) -> RResult<String> {
     let s = if let Ok(n) = v.as_int() {
+        // Said as the number it is: the string form would quote it ("-5").
+        if n <= 0 {
+            return Err(arg_err(
+                op,
+                key,
+                format!("{n} is not a size: a number of bytes must be above 0"),
+            ));
+        }
         n.to_string()
     } else {
-        v.clone()
-            .into_string()
-            .map_err(|t| arg_err(op, key, format!("expected a size like \"64m\", got {t}")))?
+        v.clone().into_string().map_err(|t| {
+            arg_err(
+                op,
+                key,
+                format!("expected a size like \"64m\", got {}", script_type(t)),
+            )
+        })?
     };
     crate::sys::mount::parse_size(&s).map_err(|mut e| {
         e.op = op.to_string();

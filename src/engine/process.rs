@@ -11,7 +11,7 @@ use rhai::Dynamic;
 
 use super::api::Api;
 use super::cleanup::{self, OwnId};
-use super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::error::{arg_err, script_type, sys_err, IntoScript, RResult};
 use super::fd::Fd;
 use super::ns::{kind_arg, Ns};
 use crate::sys::ns::{NsFd, NsKind};
@@ -338,7 +338,7 @@ pub fn signal_arg(op: &str, v: &Dynamic) -> RResult<i32> {
         arg_err(
             op,
             "sig",
-            format!("expected a signal name or number, got {t}"),
+            format!("expected a signal name or number, got {}", script_type(t)),
         )
     })?;
     let up = s.to_ascii_uppercase();
@@ -399,7 +399,7 @@ pub fn register(api: &mut Api) {
             let s = secs
                 .as_float()
                 .or_else(|_| secs.as_int().map(|i| i as f64))
-                .map_err(|t| arg_err("wait", "seconds", format!("expected a number, got {t}")))?;
+                .map_err(|t| arg_err("wait", "seconds", format!("expected a number, got {}", script_type(t))))?;
             if !s.is_finite() || s < 0.0 {
                 return Err(arg_err("wait", "seconds", format!("{s} is not a duration")));
             }

@@ -5,6 +5,7 @@
 use rhai::{EvalAltResult, ParseError, Position};
 
 use super::control::innermost;
+use super::error::{a_type, script_type};
 use super::sources;
 
 /// One place in the chain from the script down to the failing call.
@@ -181,8 +182,26 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
             (format!("thrown: {v:?}"), None)
         }
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
-            let name = sig.split([' ', '(']).next().unwrap_or(sig);
-            let name = name.rsplit("::").next().unwrap_or(name);
+            let (full, args) = call_signature(sig);
+            let name = full.rsplit("::").next().unwrap_or(full);
+            if is_operator(name) {
+                // "did you mean" has nothing to offer for `-`; say which types met.
+                let on = args
+                    .iter()
+                    .map(|a| a_type(a))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                return (format!("the operator {name} does not apply to {on}"), None);
+            }
+            if full.starts_with("anon$") {
+                // rhai names closures by a hash the user never wrote.
+                let msg = format!("the closure does not take ({})", args.join(", "));
+                return (
+                    msg,
+                    Some("call it with as many arguments as it has parameters".into()),
+                );
+            }
+            let shown = format!("{full}({})", args.join(", "));
             let near = nearest(name, known, 3);
             let hint = if near.is_empty() {
                 Some("`ctrsh doc` lists every function".to_string())
@@ -191,9 +210,9 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
             };
             let exists = known.iter().any(|k| k == name);
             let msg = if exists {
-                format!("no variant of {name}() takes these arguments: {sig}")
+                format!("no variant of {name}() takes these arguments: {shown}")
             } else {
-                format!("unknown function: {sig}")
+                format!("unknown function: {shown}")
             };
             let hint = if exists {
                 Some(format!("`ctrsh doc {name}` shows how to call it"))
@@ -202,6 +221,31 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
             };
             (msg, hint)
         }
+        // rhai names the types it saw in Rust's terms (i64, f64): rebuild its message with
+        // the names a script knows.
+        EvalAltResult::ErrorMismatchDataType(want, got, pos) => (
+            EvalAltResult::ErrorMismatchDataType(
+                script_type(want).into(),
+                script_type(got).into(),
+                *pos,
+            )
+            .to_string()
+            .trim_end_matches(&format!(" ({pos})"))
+            .to_string(),
+            None,
+        ),
+        EvalAltResult::ErrorMismatchOutputType(want, got, pos) => (
+            EvalAltResult::ErrorMismatchOutputType(
+                script_type(want).into(),
+                script_type(got).into(),
+                *pos,
+            )
+            .to_string()
+            .trim_end_matches(&format!(" ({pos})"))
+            .to_string(),
+            None,
+        ),
+        EvalAltResult::ErrorDotExpr(text, _) => (quoted_types(text), None),
         other => {
             // rhai's Display appends " (line L, position C)"; the report shows it already.
             let text = other.to_string();
@@ -212,6 +256,62 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
             (text, None)
         }
     }
+}
+
+/// rhai's signature of a call no function matched, `bind (&str | ImmutableString | String,
+/// i64)`: the name, and the argument types in script names (`string`, `int`).
+fn call_signature(sig: &str) -> (&str, Vec<String>) {
+    let Some((name, rest)) = sig.split_once(" (") else {
+        return (sig, Vec::new());
+    };
+    let inner = rest.strip_suffix(')').unwrap_or(rest);
+    // Split on the commas between arguments, not those inside a generic type.
+    let mut args = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                args.push(script_type(&inner[start..i]).to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !inner.trim().is_empty() {
+        args.push(script_type(&inner[start..]).to_string());
+    }
+    (name, args)
+}
+
+/// An operator (`+`, `-`, `==`, `+=` ...) rather than a named function.
+fn is_operator(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_alphanumeric() || c == '_' || c == '$')
+}
+
+/// rhai's property messages ("... not registered for type 'i64' to handle 'f64'") with
+/// script type names.
+fn quoted_types(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = ["type '", "handle '"]
+        .iter()
+        .filter_map(|m| rest.find(m).map(|i| i + m.len()))
+        .min()
+    {
+        let Some(end) = rest[i..].find('\'') else {
+            break;
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(script_type(&rest[i..i + end]));
+        rest = &rest[i + end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The `n` names closest to `name` by edit distance (only reasonably close ones).
@@ -257,5 +357,33 @@ mod tests {
         assert_eq!(nearest("vet", &known, 3), vec!["veth"]);
         assert_eq!(nearest("lnks", &known, 2), vec!["links"]);
         assert!(nearest("zzzzzzzz", &known, 3).is_empty());
+    }
+
+    #[test]
+    fn rhai_type_names_are_shown_as_script_types() {
+        let (name, args) = call_signature("bind (&str | ImmutableString | String, i64, f64)");
+        assert_eq!(
+            (name, args.join(", ").as_str()),
+            ("bind", "string, int, float")
+        );
+        assert_eq!(call_signature("netns_nwe ()"), ("netns_nwe", vec![]));
+        assert_eq!(
+            quoted_types("No writable property 'x' - a setter is not registered for type 'i64' to handle 'f64'"),
+            "No writable property 'x' - a setter is not registered for type 'int' to handle 'float'"
+        );
+        let pos = Position::new(1, 1);
+        let e = EvalAltResult::ErrorFunctionNotFound(
+            "- (&str | ImmutableString | String, i64)".into(),
+            pos,
+        );
+        assert_eq!(
+            message_of(&e, &[]).0,
+            "the operator - does not apply to a string and an int"
+        );
+        let e = EvalAltResult::ErrorMismatchDataType("bool".into(), "i64".into(), pos);
+        assert_eq!(
+            message_of(&e, &[]).0,
+            "Data type incorrect: int (expecting bool)"
+        );
     }
 }

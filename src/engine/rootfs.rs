@@ -14,7 +14,7 @@ use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::api::Api;
 use super::cleanup::{self, OwnId};
-use super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::error::{a_type, arg_err, sys_err, type_of, IntoScript, RResult};
 use super::fs::{
     do_bind, do_mount, do_tmpfs, host_path, mounted_at, own_mount, tmpfs_opts, umount_quiet,
     BIND_KEYS, MOUNT_KEYS, TMPFS_KEYS,
@@ -74,7 +74,7 @@ fn parse_entry(op: &str, v: &Dynamic) -> RResult<Entry> {
                     "a string: bind() mounts at once and returns its target; the entry is \
                      bind_entry(src, dst)"
                 } else {
-                    v.type_name()
+                    type_of(v)
                 }
             ),
         )
@@ -299,7 +299,7 @@ pub fn parse_rootfs(spec: Map) -> RResult<Rootfs> {
             arg_err(
                 op,
                 "entries",
-                format!("expected an array of entries, got {}", e.type_name()),
+                format!("expected an array of entries, got {}", type_of(e)),
             )
         })?;
         for (i, item) in arr.iter().enumerate() {
@@ -366,7 +366,7 @@ pub fn rootfs_arg(op: &str, v: &Dynamic) -> RResult<RootArg> {
         "rootfs",
         format!(
             "expected a directory, a rootfs(...) value or its spec map, got {}",
-            v.type_name()
+            type_of(v)
         ),
     ))
 }
@@ -738,7 +738,7 @@ fn mount_seq(ops: &Array, root: Option<String>, keep: bool) -> RResult<Array> {
             arg_err(
                 "mount_seq",
                 "ops",
-                format!("op {} is a {}, not a map", i + 1, v.type_name()),
+                format!("op {} is {}, not a map", i + 1, a_type(v.type_name())),
             )
         })?;
         let may_fail = m

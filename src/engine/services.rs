@@ -13,7 +13,7 @@ use rhai::{Dynamic, Map};
 use super::api::Api;
 use super::attach::target_pid;
 use super::cleanup;
-use super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::error::{arg_err, script_type, sys_err, IntoScript, RResult};
 use super::fd::Fd;
 use super::opts::{strs_of, Opts};
 use super::process::Process;
@@ -164,7 +164,7 @@ fn out_fd(op: &str, v: Option<&Dynamic>) -> RResult<OwnedFd> {
                 arg_err(
                     op,
                     "out",
-                    format!("expected a path, \"-\" or an Fd, got {t}"),
+                    format!("expected a path, \"-\" or an Fd, got {}", script_type(t)),
                 )
             })?;
             if path == "-" {

@@ -13,7 +13,7 @@ use rhai::{Array, Dynamic, FnPtr, ImmutableString, Map, NativeCallContext};
 use super::api::Api;
 use super::cleanup;
 use super::control::Outcome;
-use super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::error::{arg_err, script_type, sys_err, type_of, IntoScript, RResult};
 use super::fd::Fd;
 use super::ns::{kind_arg, kinds_arg, ns_from};
 use super::opts::{strs_of, Opts};
@@ -180,7 +180,10 @@ fn stdio(o: &Opts, key: &str, keep: &mut Vec<Rc<OwnedFd>>, capture_ok: bool) -> 
         arg_err(
             o.op,
             key,
-            format!("expected \"inherit\", \"null\", a path or an Fd, got {t}"),
+            format!(
+                "expected \"inherit\", \"null\", a path or an Fd, got {}",
+                script_type(t)
+            ),
         )
     })?;
     match s.as_str() {
@@ -224,7 +227,7 @@ fn id_map(o: &Opts, key: &str) -> RResult<Option<IdMap>> {
             key,
             format!(
                 "expected text like \"0 100000 65536\" or [[inside, outside, count], ...], got {}",
-                v.type_name()
+                type_of(v)
             ),
         )
     })?;
@@ -268,7 +271,7 @@ fn env_of(o: &Opts) -> RResult<Vec<CString>> {
             arg_err(
                 o.op,
                 "env",
-                format!("expected a map of NAME: value, got {}", v.type_name()),
+                format!("expected a map of NAME: value, got {}", type_of(v)),
             )
         })?;
         for (k, val) in m {
@@ -389,7 +392,7 @@ fn time_offsets_of(o: &Opts) -> RResult<Vec<(String, i64)>> {
             arg_err(
                 o.op,
                 "time_offsets",
-                format!("{k}: expected whole seconds, got {t}"),
+                format!("{k}: expected whole seconds, got {}", script_type(t)),
             )
         })?;
         out.push((k.to_string(), secs));
@@ -434,7 +437,7 @@ fn fds_of(o: &Opts, keep: &mut Vec<Rc<OwnedFd>>) -> RResult<Vec<(RawFd, RawFd)>>
                 "fds",
                 format!(
                     "fd {k}: expected an Fd or an fd number, got {}",
-                    val.type_name()
+                    type_of(&val)
                 ),
             ));
         };
@@ -489,10 +492,7 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
                 arg_err(
                     op,
                     "ns",
-                    format!(
-                        "expected an array of namespace kinds, got {}",
-                        v.type_name()
-                    ),
+                    format!("expected an array of namespace kinds, got {}", type_of(v)),
                 )
             })?;
             kinds_arg(op, "ns", &a)?

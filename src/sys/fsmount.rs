@@ -80,13 +80,27 @@ pub fn setattr(
     if r < 0 {
         let e = Errno::last();
         let err = SysError::os("mount_setattr", e);
-        return Err(match (e, userns.is_some()) {
-            (Errno::EINVAL, true) => err.hint("an id-mapped mount needs a detached clone of a filesystem that supports idmapping, and a user namespace other than the caller's"),
-            (Errno::EPERM, true) => err.hint("the user namespace must have a uid/gid map and the caller CAP_SYS_ADMIN over it"),
+        return Err(match (e, userns) {
+            (Errno::EINVAL, Some(_)) => err.name("idmap").hint("an id-mapped mount needs a detached clone of a filesystem that supports idmapping, and a user namespace other than the caller's"),
+            // The kernel refuses the initial user namespace outright; the map and
+            // capability hint below would only mislead (both hold for it).
+            (Errno::EPERM, Some(ns)) if is_initial_user_ns(ns) => err.name("idmap").hint(
+                "the idmap namespace is the initial user namespace (the host's own, which a \
+                 process not in a container is in): it maps nothing. Use the user namespace \
+                 of a process started with \"user\" in ns and a uid_map, or an Ns of one",
+            ),
+            (Errno::EPERM, Some(_)) => err.name("idmap").hint("the user namespace must have a uid/gid map and the caller CAP_SYS_ADMIN over it"),
             _ => err,
         });
     }
     Ok(())
+}
+
+/// Whether `ns` (a user namespace fd) is the initial user namespace: its inode number is
+/// fixed (PROC_USER_INIT_INO in include/linux/proc_ns.h).
+fn is_initial_user_ns(ns: BorrowedFd<'_>) -> bool {
+    const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
+    rustix::fs::fstat(ns).is_ok_and(|st| st.st_ino == PROC_USER_INIT_INO)
 }
 
 /// The kernel's error log of a filesystem context (fsconfig messages), for error detail.
@@ -137,10 +151,21 @@ impl FsBuilder {
 
     fn fail(&self, e: rustix::io::Errno, what: String) -> SysError {
         let err = rx(&self.op, e).detail(what);
-        match fs_log(&self.fd) {
-            Some(log) => err.hint(format!("{}: {log}", self.fstype)),
+        match self.log() {
+            Some(log) => err.hint(log),
             None => err,
         }
+    }
+
+    /// The kernel's messages for this context, led by the filesystem's name ("tmpfs: Bad
+    /// value for 'size'"); most already are, the others get it added.
+    fn log(&self) -> Option<String> {
+        let log = fs_log(&self.fd)?;
+        Some(if log.starts_with(&format!("{}: ", self.fstype)) {
+            log
+        } else {
+            format!("{}: {log}", self.fstype)
+        })
     }
 
     /// fsconfig(FSCONFIG_SET_STRING, key, value).
@@ -164,6 +189,27 @@ impl FsBuilder {
         rm::fsmount(&self.fd, FsMountFlags::FSMOUNT_CLOEXEC, a)
             .map_err(|e| self.fail(e, "fsmount".into()))
     }
+}
+
+/// Which option of a mount(2) `data` string ("size=1m,mode=755") the filesystem `fstype`
+/// refuses, and the kernel's reason: the options are given one by one to a new filesystem
+/// context, whose log keeps the message mount(2) only prints to the kernel log. Nothing is
+/// created. None when each option is accepted, or there is no fd-based API to ask.
+pub fn refused_option(fstype: &str, data: &str) -> Option<(String, Option<String>)> {
+    if !available() {
+        return None;
+    }
+    let b = FsBuilder::new("mount", fstype).ok()?;
+    for opt in data.split(',').filter(|o| !o.is_empty()) {
+        let r = match opt.split_once('=') {
+            Some((k, v)) => b.set(k, v).map(|_| ()),
+            None => b.flag(opt).map(|_| ()),
+        };
+        if let Err(e) = r {
+            return Some((opt.to_string(), e.hint.clone()));
+        }
+    }
+    None
 }
 
 /// A detached copy of the mount tree at `src` (an O_PATH fd), recursive or just the top.

@@ -51,8 +51,41 @@ pub struct LoopDev {
     pub path: String,
 }
 
+/// Refuse anything but a regular file as an image, before a loop device is taken: the
+/// kernel's answer to a directory or a device is a bare EINVAL from LOOP_CONFIGURE (and
+/// opening a FIFO would block).
+fn image_is_a_file(image: &str) -> Result<()> {
+    use rustix::fs::FileType;
+    let st = rustix::fs::stat(image).map_err(|e| rx("squashfs", e).path(image).name("image"))?;
+    let (what, hint) = match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => return Ok(()),
+        FileType::Directory => (
+            "a directory",
+            "a directory is used as it is: bind(dir, target, #{ ro: true }); mksquashfs DIR \
+             IMAGE makes an image of it",
+        ),
+        FileType::BlockDevice => (
+            "a block device",
+            "a device holding a squashfs mounts directly: mount(#{ source: DEV, target, \
+             fstype: \"squashfs\", flags: [\"ro\"] })",
+        ),
+        FileType::CharacterDevice => ("a character device", ""),
+        FileType::Fifo => ("a FIFO", ""),
+        FileType::Socket => ("a socket", ""),
+        _ => ("not a regular file", ""),
+    };
+    let err = SysError::invalid(
+        "squashfs",
+        "image",
+        format!("{what}: the image must be a regular file"),
+    )
+    .path(image);
+    Err(if hint.is_empty() { err } else { err.hint(hint) })
+}
+
 /// Attach `image` read-only with autoclear to a free loop device.
 pub fn attach_ro(image: &str) -> Result<LoopDev> {
+    image_is_a_file(image)?;
     let img = rustix::fs::open(image, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| rx("squashfs", e).path(image).name("image"))?;
     let ctl = rustix::fs::open(

@@ -114,6 +114,48 @@ pub fn open_source(op: &str, arg: &str, p: &str) -> Result<OwnedFd> {
     })
 }
 
+/// The kernel refuses to mount a directory on a file or a file on a directory with a bare
+/// EINVAL (move_mount) or ENOTDIR (mount(2)). After such a failure, say which it was,
+/// naming the target argument `arg` of `op`. `what` is the thing mounted ("a tmpfs"), or
+/// None for a bind, whose source is a file or a directory. None when the kinds match (the
+/// failure was something else).
+fn kind_mismatch(
+    e: &SysError,
+    op: &str,
+    arg: &str,
+    dst: &str,
+    src_is_dir: bool,
+    what: Option<&str>,
+    tfd: BorrowedFd<'_>,
+) -> Option<SysError> {
+    let errno = e
+        .errno()
+        .filter(|n| matches!(n, Errno::EINVAL | Errno::ENOTDIR))?;
+    let dst_is_dir = safepath::is_dir(tfd).ok()?;
+    if dst_is_dir == src_is_dir {
+        return None;
+    }
+    let (detail, hint) = if src_is_dir {
+        let what = what.unwrap_or("a directory source");
+        (
+            format!("the target is a file; {what} needs a directory target"),
+            "mount on a directory (mkdir one); only a file can be bound onto a file",
+        )
+    } else {
+        (
+            "the target is a directory; a file source needs a file target".to_string(),
+            "bind a file onto a file: create an empty one first, e.g. write_file(dst, \"\")",
+        )
+    };
+    Some(
+        SysError::os(op, errno)
+            .path(dst)
+            .name(arg)
+            .detail(detail)
+            .hint(hint),
+    )
+}
+
 /// MS_* flags by name for the classic `mount`.
 pub fn parse_flag(name: &str) -> Option<libc::c_ulong> {
     Some(match name {
@@ -230,6 +272,24 @@ pub fn mount(
     .and_then(|()| bind_attrs(&tpath, flags))
     .map_err(|e| {
         let err = SysError::os("mount", e).path(target.path()).detail(detail);
+        // A bind or a move mounts what its source is; a new filesystem's root is a
+        // directory. A remount or a propagation change mounts nothing.
+        let changes = libc::MS_REMOUNT
+            | libc::MS_PRIVATE
+            | libc::MS_SLAVE
+            | libc::MS_SHARED
+            | libc::MS_UNBINDABLE;
+        if flags & changes == 0 {
+            let moves = flags & (libc::MS_BIND | libc::MS_MOVE) != 0;
+            let src_is_dir =
+                !moves || source.is_some_and(|s| std::fs::metadata(s).is_ok_and(|m| m.is_dir()));
+            let what = format!("a {} mount", fstype.unwrap_or("new"));
+            let what = (!moves).then_some(what.as_str());
+            let (t, fd) = (target.path(), tfd.as_fd());
+            if let Some(k) = kind_mismatch(&err, "mount", "target", t, src_is_dir, what, fd) {
+                return k;
+            }
+        }
         match e {
             Errno::ENODEV => err.name("fstype").detail(format!(
                 "unknown filesystem type {:?}",
@@ -242,6 +302,10 @@ pub fn mount(
             Errno::EPERM => err.hint(
                 "mounting needs CAP_SYS_ADMIN in the user namespace owning the mount namespace",
             ),
+            Errno::EINVAL => match data.filter(|d| !d.is_empty()) {
+                Some(d) => data_refused(err, fstype, d),
+                None => err,
+            },
             _ => err,
         }
     })
@@ -278,6 +342,27 @@ fn bind_attrs(tpath: &str, flags: libc::c_ulong) -> nix::Result<()> {
     })
 }
 
+/// mount(2) said EINVAL and there were options in `data`: name the one the filesystem
+/// refuses, in the kernel's words, when it can be found (mount(2) itself only tells the
+/// kernel log).
+fn data_refused(err: SysError, fstype: Option<&str>, data: &str) -> SysError {
+    match fstype.map(|t| (t, fsmount::refused_option(t, data))) {
+        Some((_, Some((opt, why)))) => {
+            let why = why.map(|w| format!(": {w}")).unwrap_or_default();
+            err.name("data")
+                .detail(format!("option {opt:?} refused{why}"))
+        }
+        // Each option is fine on its own: the refusal is about something else.
+        Some((_, None)) if fsmount::available() => err.hint(
+            "the filesystem accepts each option in data on its own: the kernel refused the \
+             mount (flags, source, target, or the options together); dmesg may say why",
+        ),
+        _ => err
+            .name("data")
+            .hint("the kernel refused the options in data, or the mount itself; dmesg says why"),
+    }
+}
+
 /// Options of a bind mount.
 #[derive(Clone, Copy)]
 pub struct BindOpts<'a> {
@@ -298,6 +383,10 @@ pub fn bind(src: &str, dst: Place<'_>, o: BindOpts<'_>) -> Result<()> {
 /// `bind` with the source already open (an O_PATH fd, e.g. inside an image).
 pub fn bind_fd(sfd: BorrowedFd<'_>, src: &str, dst: Place<'_>, o: BindOpts<'_>) -> Result<()> {
     let ctx = |e: SysError| {
+        // An error about dst (e.g. a file onto a directory) already says what it is.
+        if e.name.as_deref() == Some("dst") {
+            return e;
+        }
         e.path(dst.path())
             .detail(format!("bind {src} → {}", dst.path()))
     };
@@ -323,7 +412,10 @@ pub fn bind_fd(sfd: BorrowedFd<'_>, src: &str, dst: Place<'_>, o: BindOpts<'_>) 
         }
     }
     let tfd = dst.open("bind", "dst", file)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(ctx)
+    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
+        kind_mismatch(&e, "bind", "dst", dst.path(), !file, None, tfd.as_fd())
+            .unwrap_or_else(|| ctx(e))
+    })
 }
 
 /// The path mount(2) can use for an O_PATH fd (needs /proc).
@@ -361,7 +453,10 @@ fn legacy_bind(sfd: BorrowedFd<'_>, dst: Place<'_>, o: BindOpts<'_>, file: bool)
         ms(libc::MS_BIND | rec),
         None::<&str>,
     )
-    .map_err(|e| SysError::os("mount", e).detail("MS_BIND"))?;
+    .map_err(|e| {
+        let err = SysError::os("mount", e).detail("MS_BIND");
+        kind_mismatch(&err, "bind", "dst", dst.path(), !file, None, tfd.as_fd()).unwrap_or(err)
+    })?;
     let bits = ms_bits(o.attrs);
     if bits == 0 {
         return Ok(());
@@ -416,9 +511,19 @@ fn legacy_tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
         Some(data.as_str()),
     )
     .map_err(|e| {
-        SysError::os("tmpfs", e)
+        let err = SysError::os("tmpfs", e)
             .path(dst.path())
-            .detail(data.clone())
+            .detail(data.clone());
+        kind_mismatch(
+            &err,
+            "tmpfs",
+            "dst",
+            dst.path(),
+            true,
+            Some("a tmpfs"),
+            tfd.as_fd(),
+        )
+        .unwrap_or(err)
     })
 }
 
@@ -501,7 +606,18 @@ pub fn tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
     }
     let tree = tmpfs_detached("tmpfs", o).map_err(|e| e.path(dst.path()))?;
     let tfd = dst.open("tmpfs", "dst", false)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| e.path(dst.path()))
+    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
+        kind_mismatch(
+            &e,
+            "tmpfs",
+            "dst",
+            dst.path(),
+            true,
+            Some("a tmpfs"),
+            tfd.as_fd(),
+        )
+        .unwrap_or_else(|| e.path(dst.path()))
+    })
 }
 
 /// Mount a squashfs image (read-only, nosuid, nodev) on `dst`, or only its subdirectory
@@ -534,7 +650,19 @@ pub fn squashfs(image: &str, subdir: Option<&str>, dst: Place<'_>, attrs: Attrs)
         }
     };
     let tfd = dst.open("squashfs", "target", false)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(ctx)?;
+    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
+        let what = Some("a squashfs");
+        kind_mismatch(
+            &e,
+            "squashfs",
+            "target",
+            dst.path(),
+            true,
+            what,
+            tfd.as_fd(),
+        )
+        .unwrap_or_else(|| ctx(e))
+    })?;
     let dev = lo.path.clone();
     drop(lo);
     Ok(dev)
@@ -562,8 +690,18 @@ pub fn overlay(
     }
     match (upper, work) {
         (Some(u), Some(w)) => {
-            open_source("overlay", "upper", u)?;
-            open_source("overlay", "work", w)?;
+            let ufd = open_source("overlay", "upper", u)?;
+            let wfd = open_source("overlay", "work", w)?;
+            // The kernel's answer to this is a bare EINVAL with nothing in its log.
+            let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|st| (st.st_dev, st.st_ino));
+            if matches!((id(&ufd), id(&wfd)), (Ok(a), Ok(b)) if a == b) {
+                return Err(SysError::invalid(
+                    "overlay",
+                    "work",
+                    format!("{w} is the upper directory; work must be a directory of its own"),
+                )
+                .hint("give an empty directory beside upper, on the same filesystem, e.g. upper: \"/srv/box/upper\", work: \"/srv/box/work\""));
+            }
         }
         // The kernel wants two layers at least for a read-only overlay ("at least 2
         // lowerdir are needed while upperdir nonexistent"); say so before it says EINVAL.
@@ -632,9 +770,23 @@ fn overlay_finish(
         b.set("upperdir", u).map_err(|e| ctx(e).name("upper"))?;
         b.set("workdir", w).map_err(|e| ctx(e).name("work"))?;
     }
-    let tree = b.mount(attrs.bits()).map_err(ctx)?;
+    let tree = b.mount(attrs.bits()).map_err(|e| {
+        let upper_work = upper.is_some() && e.errno() == Some(Errno::EINVAL);
+        match ctx(e) {
+            // Without a word from the kernel: the usual causes of a refused upper/work pair.
+            e if upper_work && e.hint.is_none() => e.hint(
+                "upper and work must be two directories on the same mount, neither inside the \
+                 other (and work empty); dmesg may say which",
+            ),
+            e => e,
+        }
+    })?;
     let tfd = dst.open("overlay", "target", false)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(ctx)
+    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
+        let what = Some("an overlay");
+        kind_mismatch(&e, "overlay", "target", dst.path(), true, what, tfd.as_fd())
+            .unwrap_or_else(|| ctx(e))
+    })
 }
 
 /// umount2(2); `detach` is MNT_DETACH (lazy: gone from the tree now, freed when unused).
@@ -705,14 +857,64 @@ pub fn propagation(path: &str, kind: &str, recursive: bool) -> Result<()> {
 
 /// pivot_root(2): `new_root` becomes the root mount, the old root moves to `put_old`.
 pub fn pivot_root(new_root: &str, put_old: &str) -> Result<()> {
-    rustix::process::pivot_root(new_root, put_old).map_err(|e| {
-        let err = rx("pivot_root", e).path(new_root).detail(format!("old root → {put_old}"));
-        match e {
-            rustix::io::Errno::INVAL => err.hint("new_root must be a mount point (bind it to itself), put_old at or under it, and neither / nor new_root's parent may be shared: propagation(\"/\", \"private\", #{ recursive: true }) first"),
-            rustix::io::Errno::BUSY => err.hint("new_root or put_old is on the current root mount"),
-            _ => err,
-        }
-    })
+    rustix::process::pivot_root(new_root, put_old)
+        .map_err(|e| pivot_root_error(e, new_root, put_old))
+}
+
+/// The error of a failed pivot_root(2), with the usual cause.
+fn pivot_root_error(e: rustix::io::Errno, new_root: &str, put_old: &str) -> SysError {
+    if let Some(err) = pivot_path_missing(e, "pivot_root", "", new_root, put_old) {
+        return err;
+    }
+    let err = rx("pivot_root", e)
+        .path(new_root)
+        .detail(format!("old root → {put_old}"));
+    match e {
+        rustix::io::Errno::INVAL => err.hint("new_root must be a mount point (bind it to itself), put_old at or under it, and neither / nor new_root's parent may be shared: propagation(\"/\", \"private\", #{ recursive: true }) first"),
+        rustix::io::Errno::BUSY => err.hint("new_root or put_old is on the current root mount"),
+        _ => err,
+    }
+}
+
+/// After pivot_root(2) failed with ENOENT or ENOTDIR: which of the two paths is missing or
+/// not a directory, said with the argument's name. The paths are looked up where the call
+/// resolved them; `outside` is prefixed to show them as the caller sees them (the directory
+/// chroot_pivot chrooted into).
+fn pivot_path_missing(
+    e: rustix::io::Errno,
+    op: &str,
+    outside: &str,
+    new_root: &str,
+    put_old: &str,
+) -> Option<SysError> {
+    if !matches!(e, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) {
+        return None;
+    }
+    let under = "put_old must be a directory at or under new_root";
+    for (arg, p) in [("new_root", new_root), ("put_old", put_old)] {
+        let shown = format!("{outside}{p}");
+        let (what, hint) = match std::fs::metadata(p) {
+            Err(_) if arg == "put_old" => (
+                "put_old does not exist",
+                format!("{under}: mkdir(\"{shown}\") first"),
+            ),
+            Err(_) => (
+                "new_root does not exist",
+                "new_root must be an existing directory, a mount point".to_string(),
+            ),
+            Ok(m) if !m.is_dir() => (
+                if arg == "put_old" {
+                    "put_old is not a directory"
+                } else {
+                    "new_root is not a directory"
+                },
+                under.to_string(),
+            ),
+            Ok(_) => continue,
+        };
+        return Some(rx(op, e).path(shown).name(arg).detail(what).hint(hint));
+    }
+    None
 }
 
 /// chroot(2) to `dir`, then chdir("/") so the working directory is inside it.
@@ -796,10 +998,16 @@ pub fn pivot_into(dir: &str, mount_proc: bool) -> Result<()> {
 /// mount at `dir/new_root` where `dir`'s mount was and that one under it at `put_old` —
 /// and return to the original root.
 pub fn chroot_pivot(dir: &str, swap: Option<(&str, &str)>) -> Result<()> {
-    let Some((new_root, put_old)) = swap else {
-        return pivot_into(dir, false);
-    };
     need_absolute("chroot_pivot", "dir", dir)?;
+    let Some((new_root, put_old)) = swap else {
+        // The errors are chroot_pivot's: the user called it, not pivot_into.
+        return pivot_into(dir, false).map_err(|mut e| {
+            if e.op == "pivot_into" {
+                e.op = "chroot_pivot".into();
+            }
+            e
+        });
+    };
     need_absolute("chroot_pivot", "new_root", new_root)?;
     need_absolute("chroot_pivot", "put_old", put_old)?;
     let home_root = safepath::open_dir(Path::new("/"))?;
@@ -808,8 +1016,20 @@ pub fn chroot_pivot(dir: &str, swap: Option<(&str, &str)>) -> Result<()> {
     let r = rustix::process::chdir("/")
         .map_err(|e| rx("chdir", e))
         .and_then(|_| {
-            pivot_root(new_root, put_old)
-                .map_err(|e| e.detail(format!("inside {dir}: {new_root} ↔ {put_old}")))
+            rustix::process::pivot_root(new_root, put_old).map_err(|e| {
+                // Paths are looked up inside `dir` (we are chrooted there) and shown as the
+                // caller sees them.
+                let outside = dir.trim_end_matches('/');
+                pivot_path_missing(e, "chroot_pivot", outside, new_root, put_old).unwrap_or_else(
+                    || {
+                        let mut err = pivot_root_error(e, new_root, put_old)
+                            .path(format!("{outside}{new_root}"))
+                            .detail(format!("pivot_root inside {dir}: {new_root} ↔ {put_old}"));
+                        err.op = "chroot_pivot".into();
+                        err
+                    },
+                )
+            })
         });
     // Always go back to the root we came from (also when the pivot failed).
     let back = rustix::process::fchdir(&home_root)
@@ -829,6 +1049,9 @@ pub fn renameat2(
     whiteout: bool,
 ) -> Result<()> {
     use rustix::fs::RenameFlags;
+    // Relative paths would silently resolve against the shell's working directory.
+    need_absolute("renameat2", "from", from)?;
+    need_absolute("renameat2", "to", to)?;
     if exchange && (noreplace || whiteout) {
         return Err(SysError::invalid(
             "renameat2",

@@ -11,7 +11,7 @@ use rhai::{Array, Dynamic, Map};
 
 use super::super::api::Api;
 use super::super::cleanup::{self, OwnId};
-use super::super::error::{arg_err, IntoScript, RResult};
+use super::super::error::{arg_err, type_of, IntoScript, RResult};
 use super::super::ns::Ns;
 use super::super::opts::Opts;
 use super::{nl_err, ns_opt, ns_val, own, u32_arg};
@@ -180,10 +180,7 @@ fn link_arg(op: &str, arg: &str, v: &Dynamic, ns: &Rc<NsFd>) -> RResult<Link> {
     Err(arg_err(
         op,
         arg,
-        format!(
-            "expected a Link or an interface name, got {}",
-            v.type_name()
-        ),
+        format!("expected a Link or an interface name, got {}", type_of(v)),
     ))
 }
 

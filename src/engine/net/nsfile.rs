@@ -5,7 +5,7 @@ use rhai::{Dynamic, Map};
 use rustix::net::SocketType;
 
 use super::super::api::Api;
-use super::super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::super::error::{arg_err, script_type, sys_err, type_of, IntoScript, RResult};
 use super::super::fd::Fd;
 use super::super::opts::Opts;
 use super::super::process::Process;
@@ -69,7 +69,7 @@ fn socket_in(target: Dynamic, opts: Map) -> RResult<Fd> {
                     arg_err(
                         OP,
                         "listen",
-                        format!("expected a backlog (int) or true, got {t}"),
+                        format!("expected a backlog (int) or true, got {}", script_type(t)),
                     )
                 })?;
                 if !(0..=65535).contains(&n) {
@@ -157,7 +157,7 @@ fn open_in(target: Dynamic, path: &str, opts: Map) -> RResult<Fd> {
         return Err(arg_err(
             OP,
             "target",
-            format!("expected a Process or a pid, got {}", target.type_name()),
+            format!("expected a Process or a pid, got {}", type_of(&target)),
         ));
     };
     Ok(Fd::new(

@@ -6,7 +6,7 @@ use nix::errno::Errno;
 use rhai::{Array, Dynamic, Map};
 
 use super::super::api::Api;
-use super::super::error::{arg_err, sys_err, IntoScript, RResult};
+use super::super::error::{arg_err, script_type, sys_err, IntoScript, RResult};
 use super::super::opts::Opts;
 use super::link::Link;
 use super::{nl_sys, ns_opt, own, u32_arg};
@@ -100,7 +100,10 @@ fn route_from(o: &Opts, ns: &Rc<NsFd>, need_target: bool) -> RResult<(Route, Str
                 arg_err(
                     o.op,
                     "dev",
-                    format!("expected a Link or an interface name, got {t}"),
+                    format!(
+                        "expected a Link or an interface name, got {}",
+                        script_type(t)
+                    ),
                 )
             })?;
             netaddr::ifname(o.op, "dev", &name).script()?;

@@ -3,7 +3,7 @@
 use rhai::{Dynamic, Map};
 
 use super::super::api::Api;
-use super::super::error::{arg_err, IntoScript, RResult};
+use super::super::error::{arg_err, script_type, IntoScript, RResult};
 use super::super::opts::Opts;
 use super::ns_opt;
 use crate::sys::netlink;
@@ -35,7 +35,7 @@ fn value_arg(v: &Dynamic) -> RResult<String> {
         arg_err(
             "sysctl",
             "value",
-            format!("expected a string or an integer, got {t}"),
+            format!("expected a string or an integer, got {}", script_type(t)),
         )
     })
 }
