@@ -460,6 +460,45 @@ fn fsroot_refuses_bad_names_and_makes_rw_dirs_inside_the_rw_tree() {
     assert_eq!(std::fs::read_dir(s.path("root")).unwrap().count(), 0);
 }
 
+/// Every fsroot link leads somewhere: a name only in the read-write source links there, a
+/// name in neither source and a name the rootfs makes itself are refused, by name.
+#[test]
+fn fsroot_links_never_dangle() {
+    let s = Scratch::new("fsl");
+    for d in ["ro/etc", "rw/var", "rw/only", "root", "root2"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    let (ro, rw) = (s.path("ro"), s.path("rw"));
+    let out = private_ok(
+        &s,
+        &format!(
+            r#"rootfs(#{{ fsroot: #{{ ro: "{ro}", rw: "{rw}" }} }}).build("{root}");
+            for n in list_dir("{root}") {{ print(`${{n}} -> ${{read_link("{root}/" + n)}}`); }}
+            rootfs(#{{ fsroot: #{{ rw: "{rw}" }} }}).build("{root2}");
+            print(`only-rw: ${{read_link("{root2}/var")}}`);
+            for links in [["etc", "nosuch"], ["etc", "proc"]] {{
+                try {{ rootfs(#{{ proc: true, fsroot: #{{ ro: "{ro}", rw: "{rw}", links: links }} }}).build("{root}/etc"); print("BUILT"); }}
+                catch (e) {{ print(`err: ${{e.message}}`); }}
+            }}"#,
+            root = s.path("root"),
+            root2 = s.path("root2")
+        ),
+    );
+    assert!(out.contains("etc -> _fsroot_ro/etc"), "{out}");
+    assert!(out.contains("only -> _fsroot_rw/only"), "{out}");
+    assert!(out.contains("var -> _fsroot_rw/var"), "{out}");
+    assert!(out.contains("only-rw: _fsroot_rw/var"), "{out}");
+    assert!(!out.contains("BUILT"), "{out}");
+    assert!(
+        out.contains("rootfs(fsroot.links): \"nosuch\" is in neither fsroot source"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rootfs(fsroot.links): \"proc\" is made by the rootfs itself"),
+        "{out}"
+    );
+}
+
 fn mksquashfs(src: &str, image: &str) {
     let st = Command::new("mksquashfs")
         .args([

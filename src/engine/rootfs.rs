@@ -388,9 +388,10 @@ pub fn register(api: &mut Api) {
          minimal /dev: null zero full random urandom tty bound from the host, shm, pts, fd\n\
          links), fsroot (#{ ro: dir, rw: dir, rw_dirs: [\"var\"], links: [...] }: the sources\n\
          are bound at /_fsroot_ro (read-only) and /_fsroot_rw and every top-level name (or\n\
-         `links`) becomes a symlink into one of them, rw_dirs into _fsroot_rw, where each is\n\
-         made (0755) if missing; links and rw_dirs are plain top-level names like \"var\", and\n\
-         rw_dirs need rw), readonly\n\
+         `links`) becomes a symlink into the source that has it (the read-only one first),\n\
+         rw_dirs into _fsroot_rw, where each is made (0755) if missing; links and rw_dirs are\n\
+         plain top-level names like \"var\", a link must be in a source and not be one the\n\
+         rootfs makes itself (proc, tmp ...), and rw_dirs need rw), readonly\n\
          (remount the root read-only when built). Every path is resolved inside the new root.\n\
          Nothing happens until spawn(#{ rootfs }), .build(dir) or .enter().\n\
          Example:\n    let r = rootfs(#{ dev: true, proc: true, tmp: true,\n                      entries: [ro_bind(\"/usr\"), symlink(\"usr/bin\", \"/bin\"),\n                                file(\"/etc/hostname\", \"box\\n\", 0o644)] });",

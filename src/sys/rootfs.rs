@@ -468,12 +468,24 @@ fn fill(
             )?),
             _ => None,
         };
+        let explicit = !f.links.is_empty();
         for name in names {
             // Names listed from the sources may be the scheme's own or made by other options;
             // names given in `links` were checked to be plain by `validate`.
+            if reserved.contains(&name.as_str()) && explicit {
+                return Err(SysError::invalid(
+                    "rootfs",
+                    "fsroot.links",
+                    format!("{name:?} is made by the rootfs itself (its {name} option): leave it out of links"),
+                ));
+            }
             if name.starts_with("_fsroot_") || reserved.contains(&name.as_str()) {
                 continue;
             }
+            let in_source = |side: &str| {
+                fsroot_trees.iter().any(|(n, _)| *n == side)
+                    && safepath::exists(root, &format!("{side}/{name}"))
+            };
             let side = match &rw_tree {
                 Some(rw) if f.rw_dirs.contains(&name) => {
                     safepath::mkdir_all(rw.as_fd(), &name, 0o755).map_err(|e| {
@@ -486,7 +498,16 @@ fn fill(
                     })?;
                     "_fsroot_rw"
                 }
-                _ => "_fsroot_ro",
+                // Where the name is: the read-only source first, as ctrtool links.
+                _ if in_source("_fsroot_ro") => "_fsroot_ro",
+                _ if in_source("_fsroot_rw") => "_fsroot_rw",
+                _ => {
+                    return Err(SysError::invalid(
+                        "rootfs",
+                        "fsroot.links",
+                        format!("{name:?} is in neither fsroot source: its link would dangle"),
+                    ))
+                }
             };
             safepath::symlink(root, &format!("{side}/{name}"), &name)?;
         }
