@@ -1247,6 +1247,14 @@ fn pivot_root_errors_name_the_missing_path() {
                 format!(r#"mkdir("{m}/next/old") first"#),
             ],
         ),
+        (
+            format!(r#"pivot_into("{m}/nonexist");"#),
+            vec![format!("open({m}/nonexist, dir): no such directory")],
+        ),
+        (
+            format!(r#"write_file("{m}/f", ""); chroot_pivot("{m}/f");"#),
+            vec![format!("open({m}/f, dir): not a directory")],
+        ),
     ];
     for (code, wants) in cases {
         let err = private_err(&s, &code);

@@ -959,7 +959,14 @@ pub fn is_mount_root(fd: BorrowedFd<'_>) -> Result<bool> {
 /// while a full proc is visible), and attached on /proc afterwards.
 pub fn pivot_into(dir: &str, mount_proc: bool) -> Result<()> {
     need_absolute("pivot_into", "dir", dir)?;
-    let mut fd = safepath::open_dir(Path::new(dir)).map_err(|e| e.name("dir"))?;
+    let mut fd = safepath::open_dir(Path::new(dir)).map_err(|e| {
+        let e = e.name("dir");
+        match e.errno() {
+            Some(Errno::ENOENT) => e.detail("no such directory"),
+            Some(Errno::ENOTDIR) => e.detail("not a directory"),
+            _ => e,
+        }
+    })?;
     if !is_mount_root(fd.as_fd())? {
         let tree = fsmount::clone_tree(fd.as_fd(), true)
             .map_err(|e| e.path(dir).detail("bind to itself"))?;
