@@ -224,25 +224,11 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
         // rhai names the types it saw in Rust's terms (i64, f64): rebuild its message with
         // the names a script knows.
         EvalAltResult::ErrorMismatchDataType(want, got, pos) => (
-            EvalAltResult::ErrorMismatchDataType(
-                script_type(want).into(),
-                script_type(got).into(),
-                *pos,
-            )
-            .to_string()
-            .trim_end_matches(&format!(" ({pos})"))
-            .to_string(),
+            in_script_types(EvalAltResult::ErrorMismatchDataType, want, got, *pos),
             None,
         ),
         EvalAltResult::ErrorMismatchOutputType(want, got, pos) => (
-            EvalAltResult::ErrorMismatchOutputType(
-                script_type(want).into(),
-                script_type(got).into(),
-                *pos,
-            )
-            .to_string()
-            .trim_end_matches(&format!(" ({pos})"))
-            .to_string(),
+            in_script_types(EvalAltResult::ErrorMismatchOutputType, want, got, *pos),
             None,
         ),
         EvalAltResult::ErrorDotExpr(text, _) => (quoted_types(text), None),
@@ -291,6 +277,20 @@ fn is_operator(name: &str) -> bool {
         && !name
             .chars()
             .any(|c| c.is_alphanumeric() || c == '_' || c == '$')
+}
+
+/// rhai's message for a type mismatch, rebuilt with the type names a script knows and
+/// without the position (the report shows it already).
+fn in_script_types(
+    make: fn(String, String, Position) -> EvalAltResult,
+    want: &str,
+    got: &str,
+    pos: Position,
+) -> String {
+    make(script_type(want).into(), script_type(got).into(), pos)
+        .to_string()
+        .trim_end_matches(&format!(" ({pos})"))
+        .to_string()
 }
 
 /// rhai's property messages ("... not registered for type 'i64' to handle 'f64'") with

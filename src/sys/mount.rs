@@ -322,6 +322,17 @@ const BIND_ATTR_FLAGS: libc::c_ulong = libc::MS_RDONLY
     | libc::MS_STRICTATIME
     | 256; // MS_NOSYMFOLLOW
 
+/// mount(2) with a target and flags only: a remount or a propagation change.
+fn flags_only(path: &str, flags: libc::c_ulong) -> nix::Result<()> {
+    nix::mount::mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        nix::mount::MsFlags::from_bits_retain(flags),
+        None::<&str>,
+    )
+}
+
 /// After a new bind mount, apply the attribute flags it was given with a bind remount, as
 /// mount(8) does (on the top mount only); if that fails the bind is taken away again.
 fn bind_attrs(tpath: &str, flags: libc::c_ulong) -> nix::Result<()> {
@@ -329,15 +340,7 @@ fn bind_attrs(tpath: &str, flags: libc::c_ulong) -> nix::Result<()> {
     if flags & libc::MS_BIND == 0 || flags & libc::MS_REMOUNT != 0 || attrs == 0 {
         return Ok(());
     }
-    let remount = libc::MS_REMOUNT | libc::MS_BIND | attrs;
-    nix::mount::mount(
-        None::<&str>,
-        tpath,
-        None::<&str>,
-        nix::mount::MsFlags::from_bits_retain(remount),
-        None::<&str>,
-    )
-    .inspect_err(|_| {
+    flags_only(tpath, libc::MS_REMOUNT | libc::MS_BIND | attrs).inspect_err(|_| {
         let _ = nix::mount::umount2(tpath, nix::mount::MntFlags::MNT_DETACH);
     })
 }
@@ -514,16 +517,7 @@ fn legacy_tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
         let err = SysError::os("tmpfs", e)
             .path(dst.path())
             .detail(data.clone());
-        kind_mismatch(
-            &err,
-            "tmpfs",
-            "dst",
-            dst.path(),
-            true,
-            Some("a tmpfs"),
-            tfd.as_fd(),
-        )
-        .unwrap_or(err)
+        tmpfs_on_file(&err, dst, tfd.as_fd()).unwrap_or(err)
     })
 }
 
@@ -606,18 +600,13 @@ pub fn tmpfs(dst: Place<'_>, o: &TmpfsOpts) -> Result<()> {
     }
     let tree = tmpfs_detached("tmpfs", o).map_err(|e| e.path(dst.path()))?;
     let tfd = dst.open("tmpfs", "dst", false)?;
-    fsmount::attach(tree.as_fd(), tfd.as_fd()).map_err(|e| {
-        kind_mismatch(
-            &e,
-            "tmpfs",
-            "dst",
-            dst.path(),
-            true,
-            Some("a tmpfs"),
-            tfd.as_fd(),
-        )
-        .unwrap_or_else(|| e.path(dst.path()))
-    })
+    fsmount::attach(tree.as_fd(), tfd.as_fd())
+        .map_err(|e| tmpfs_on_file(&e, dst, tfd.as_fd()).unwrap_or_else(|| e.path(dst.path())))
+}
+
+/// The error for a tmpfs mounted onto a file, if that is what `err` was.
+fn tmpfs_on_file(err: &SysError, dst: Place<'_>, tfd: BorrowedFd<'_>) -> Option<SysError> {
+    kind_mismatch(err, "tmpfs", "dst", dst.path(), true, Some("a tmpfs"), tfd)
 }
 
 /// Mount a squashfs image (read-only, nosuid, nodev) on `dst`, or only its subdirectory
@@ -836,14 +825,7 @@ pub fn propagation(path: &str, kind: &str, recursive: bool) -> Result<()> {
         .hint("kinds are private, slave, shared, unbindable")
     })?;
     let flags = flag | if recursive { libc::MS_REC } else { 0 };
-    nix::mount::mount(
-        None::<&str>,
-        path,
-        None::<&str>,
-        nix::mount::MsFlags::from_bits_retain(flags),
-        None::<&str>,
-    )
-    .map_err(|e| {
+    flags_only(path, flags).map_err(|e| {
         let err = SysError::os("propagation", e)
             .path(path)
             .detail(kind.to_string());
