@@ -428,11 +428,23 @@ fn bad_specs_are_clear_and_leave_no_child() {
             "inside outside count",
         ),
         (
-            r#"#{ cmd: ["true"], ns: ["user"], uid_map: "0 100000 10\n5 200000 10" }"#,
+            r#"#{ cmd: ["true"], ns: ["user"], uid_map: "0 100000 65536" }"#,
+            "spawn(gid_map): uid_map is given but gid_map is not",
+        ),
+        (
+            r#"#{ cmd: ["true"], ns: ["user"], gid_map: "0 100000 65536" }"#,
+            "spawn(uid_map): gid_map is given but uid_map is not",
+        ),
+        (
+            r#"#{ cmd: ["true"], setgroups: "deny" }"#,
+            "spawn(setgroups): setgroups is for a new user namespace",
+        ),
+        (
+            r#"#{ cmd: ["true"], ns: ["user"], uid_map: "0 100000 10\n5 200000 10", gid_map: "0 100000 10" }"#,
             "overlap inside",
         ),
         (
-            r#"#{ cmd: ["true"], ns: ["user"], gid_map: [[0, 100000, 10], [10, 100005, 10]] }"#,
+            r#"#{ cmd: ["true"], ns: ["user"], uid_map: "0 100000 10", gid_map: [[0, 100000, 10], [10, 100005, 10]] }"#,
             "overlap outside",
         ),
         (

@@ -537,6 +537,24 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
             "id maps need a new user namespace: add \"user\" to ns",
         ));
     }
+    // One map alone would leave the other at its default, root inside = the shell's own id
+    // outside: with a uid range given, group 0 inside would still be the host's root group.
+    if uid_map.is_some() != gid_map.is_some() {
+        let (given, missing) = if uid_map.is_some() {
+            ("uid_map", "gid_map")
+        } else {
+            ("gid_map", "uid_map")
+        };
+        return Err(arg_err(
+            op,
+            missing,
+            format!(
+                "{given} is given but {missing} is not: the missing map would default to root \
+                 inside = the shell's own id outside (the host's root when ctrsh runs as root); \
+                 give {missing} too (usually the same ranges)"
+            ),
+        ));
+    }
     let setgroups = match o.str("setgroups")?.as_deref() {
         None => None,
         Some("allow") => Some(true),
@@ -549,6 +567,13 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
             ))
         }
     };
+    if setgroups.is_some() && !create.contains(&NsKind::User) {
+        return Err(arg_err(
+            op,
+            "setgroups",
+            "setgroups is for a new user namespace: add \"user\" to ns",
+        ));
+    }
     let hostname = o.str("hostname")?;
     if let Some(h) = &hostname {
         if h.is_empty() || h.len() > 64 {
@@ -955,7 +980,7 @@ macro_rules! spec_doc {
   ns            kinds to create: user mnt net pid uts ipc cgroup time
   join          map kind -> Ns or Process to enter instead of creating
   uid_map       "0 100000 65536" (one line per range) or [[inside, outside, count], ...];
-  gid_map       default with "user": root inside is your own uid/gid outside
+  gid_map       both or neither; default with "user": root inside is your own uid/gid outside
   setgroups     "allow" or "deny" (default deny unless ctrsh runs as root)
   rootfs        a directory, a rootfs(...) value or its spec map (needs "mnt")
   hostname      host name inside (needs "uts")
