@@ -826,6 +826,8 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
             || sysctl("net/ipv4/ip_forward"),
             || sysctl("net..ipv4"),
             || sysctl("net.ipv4.no_such_key"),
+            || sysctl("kernel.hostname", #{ ns: other }),
+            || sysctl("kernel.hostname", sysctl("kernel.hostname"), #{ ns: other }),
             || vxlan("vx9", #{ remote: "10.0.0.2" }),
             || vxlan("vx9", #{ vni: 5, group: "10.0.0.2" }),
             || bridge("br9", #{ mtu: 10 }),
@@ -842,7 +844,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
     );
     let errs: Vec<&str> = out.lines().filter(|l| l.starts_with("ERR ")).collect();
     assert!(!out.contains("NO ERROR"), "{out}");
-    assert_eq!(errs.len(), 30, "{out}");
+    assert_eq!(errs.len(), 32, "{out}");
     let want = [
         "veth(name_a): \"a-name-of-16-chr\" is 16 bytes; interface names are at most 15",
         "veth(name_a): an interface name cannot be empty",
@@ -868,6 +870,9 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
         "sysctl(key): \"net/ipv4/ip_forward\": write keys with dots",
         "sysctl(key): \"net..ipv4\": empty component",
         "sysctl(/proc/sys/net/ipv4/no_such_key, net.ipv4.no_such_key)",
+        // Only net.* keys are a network namespace's: others would be the shell's (host's).
+        "sysctl(key): \"kernel.hostname\" is not a network namespace key",
+        "sysctl(key): \"kernel.hostname\" is not a network namespace key",
         "vxlan(vni): the option \"vni\" is required",
         "vxlan(group): 10.0.0.2 is not a multicast address",
         "bridge(mtu): 10 is not an MTU",

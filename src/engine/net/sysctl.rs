@@ -3,17 +3,34 @@
 use rhai::{Dynamic, Map};
 
 use super::super::api::Api;
-use super::super::error::{arg_err, script_type, IntoScript, RResult};
+use super::super::error::{arg_err, script_type, sys_err, IntoScript, RResult};
 use super::super::opts::Opts;
 use super::ns_opt;
 use crate::sys::netlink;
 use crate::sys::sysctl;
+use crate::sys::SysError;
 
-/// The namespace to use: None when it is the shell's own (no switch needed).
-fn target(opts: Map) -> RResult<Option<std::rc::Rc<crate::sys::ns::NsFd>>> {
+/// The namespace to use: None when it is the shell's own (no switch needed). Only keys under
+/// net. belong to a network namespace: any other key read or written "in" one would be the
+/// shell's own (kernel.hostname is its uts namespace's, vm.* the host's), so it is refused.
+fn target(key: &str, opts: Map) -> RResult<Option<std::rc::Rc<crate::sys::ns::NsFd>>> {
     let o = Opts::new("sysctl", opts, &["ns"])?;
     if o.get("ns").is_none() {
         return Ok(None);
+    }
+    let k = key.trim_start_matches('/').replace('/', ".");
+    if !k.starts_with("net.") {
+        return Err(sys_err(
+            SysError::invalid(
+                "sysctl",
+                "key",
+                format!(
+                    "{key:?} is not a network namespace key (only net.* are): with ns it \
+                     would be the shell's own"
+                ),
+            )
+            .hint("enter the namespace that owns it: in_ns(ns, || sysctl(key, value))"),
+        ));
     }
     let ns = ns_opt(&o, "ns")?;
     let here = netlink::here().script()?;
@@ -41,13 +58,13 @@ fn value_arg(v: &Dynamic) -> RResult<String> {
 }
 
 fn read(key: &str, opts: Map) -> RResult<String> {
-    let ns = target(opts)?;
+    let ns = target(key, opts)?;
     sysctl::read(ns.as_deref(), key).script()
 }
 
 fn write(key: &str, value: Dynamic, opts: Map) -> RResult<()> {
     let value = value_arg(&value)?;
-    let ns = target(opts)?;
+    let ns = target(key, opts)?;
     sysctl::write(ns.as_deref(), key, &value).script()
 }
 
@@ -64,7 +81,8 @@ pub fn register(api: &mut Api) {
         "sysctl",
         "sysctl(key: string, opts: map) -> string",
         "Read a kernel parameter as seen from the network namespace `ns` (an Ns, a Process or a\n\
-         pid): the shell enters it for the read and always comes back.\n\
+         pid): the shell enters it for the read and always comes back. Only net.* keys belong\n\
+         to a network namespace; others are refused with ns.\n\
          Example:\n    print(sysctl(\"net.ipv4.ip_forward\", #{ ns: r }));",
         read,
     );
@@ -79,7 +97,8 @@ pub fn register(api: &mut Api) {
         "sysctl",
         "sysctl(key: string, value: string|int, opts: map)",
         "Set a kernel parameter in the network namespace `ns` (per-namespace keys such as\n\
-         net.ipv4.ip_forward): the shell enters it for the write and always comes back.\n\
+         net.ipv4.ip_forward; other keys are refused with ns): the shell enters it for the\n\
+         write and always comes back.\n\
          Example:\n    sysctl(\"net.ipv4.ip_forward\", \"1\", #{ ns: router });",
         write,
     );
