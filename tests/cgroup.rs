@@ -562,6 +562,24 @@ fn bad_input_is_named() {
         n = &*name
     ));
     assert!(err.contains("the shell itself"), "{err}");
+    // Freezing a cgroup the shell is in would stop it with nobody left to thaw it. (Under a
+    // SIGKILL timeout: without the check the shell hangs frozen.)
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "20", &ctrsh_bin(), "-e"])
+        .arg(format!(
+            r#"let c = cgroup("{n}"); c.add(pid()); c.freeze()"#,
+            n = &*name
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1)
+            && err.contains("freeze(cgroup): the shell itself is in")
+            && err.contains("nobody to thaw it"),
+        "{:?} {err}",
+        out.status
+    );
 
     // A controller the layout lacks: named, with the layout.
     let l = layout();

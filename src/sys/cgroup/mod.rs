@@ -13,6 +13,11 @@ pub mod reset;
 pub mod v1;
 pub mod v2;
 
+/// Whether the memberships `ms` (of /proc/self/cgroup) put the process in `d` or below.
+fn shell_within(ms: &[layout::Membership], d: &Dir) -> bool {
+    layout::own_path_in(ms, &d.hier).is_some_and(|p| path::is_within(&p, &d.cgpath))
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -204,8 +209,22 @@ impl Cgroup {
             })
     }
 
-    /// Stop every process of the cgroup, waiting until all are stopped.
+    /// Stop every process of the cgroup, waiting until all are stopped. Refuses when the
+    /// shell itself is inside: it would stop with nobody left to thaw it.
     pub fn freeze(&self) -> Result<()> {
+        let (d, _) = self.freezer()?;
+        if self.shell_in(d)? {
+            return Err(SysError::invalid(
+                "freeze",
+                "cgroup",
+                format!(
+                    "the shell itself is in {} ({}): it would stop with nobody to thaw it",
+                    d.cgpath,
+                    d.hier.key()
+                ),
+            )
+            .hint("move the shell out first (reset_cgroup), or freeze from a forked child"));
+        }
         match self.freezer()? {
             (d, Version::V2) => v2::freeze(&d.path, true),
             (d, Version::V1) => v1::freeze(&d.path, true),
@@ -222,11 +241,18 @@ impl Cgroup {
 
     /// Whether the shell itself is in the cgroup (or below it) in some hierarchy.
     pub fn holds_shell(&self) -> Result<Option<&Dir>> {
+        let ms = self.shell_memberships()?;
+        Ok(self.dirs.iter().find(|d| shell_within(&ms, d)))
+    }
+
+    /// Whether the shell itself is in `d` or below it.
+    fn shell_in(&self, d: &Dir) -> Result<bool> {
+        Ok(shell_within(&self.shell_memberships()?, d))
+    }
+
+    fn shell_memberships(&self) -> Result<Vec<layout::Membership>> {
         let text = file::read("cgroup", &self.self_cgroup)?;
-        let ms = layout::parse_memberships(&text);
-        Ok(self.dirs.iter().find(|d| {
-            layout::own_path_in(&ms, &d.hier).is_some_and(|p| path::is_within(&p, &d.cgpath))
-        }))
+        Ok(layout::parse_memberships(&text))
     }
 
     /// Counters of the cgroup: memory use and peak, OOM kills, tasks, cpu time.
