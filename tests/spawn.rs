@@ -282,10 +282,15 @@ fn environment_is_cleared_unless_inherited() {
         set_env("CTRSH_TEST_VAR", "outer");
         print(output(#{ cmd: ["/usr/bin/env"], env: #{ container: "box", N: 3 } }).stdout);
         print("---");
-        print(output(#{ cmd: ["/usr/bin/env"], inherit_env: true, env: #{ container: "box" } }).stdout);
+        print(output(#{ cmd: ["/usr/bin/env"], inherit_env: true, env: #{ container: "box", HOME: () } }).stdout);
         "#,
     );
     let (cleared, inherited) = out.split_once("---").unwrap();
+    // () removes a variable, an inherited one too.
+    assert!(
+        !inherited.lines().any(|l| l.starts_with("HOME=")),
+        "{inherited}"
+    );
     let mut vars: Vec<&str> = cleared.lines().filter(|l| !l.is_empty()).collect();
     vars.sort();
     assert_eq!(vars, ["N=3", "container=box"]);
@@ -438,6 +443,18 @@ fn bad_specs_are_clear_and_leave_no_child() {
         (
             r#"#{ cmd: ["true"], setgroups: "deny" }"#,
             "spawn(setgroups): setgroups is for a new user namespace",
+        ),
+        (
+            r#"#{ cmd: ["true"], uid: 1000 }"#,
+            "spawn(gid): uid is given but gid is not",
+        ),
+        (
+            r#"#{ cmd: ["true"], env: #{ E: #{ x: 1 } } }"#,
+            "spawn(env): the value of E is a map",
+        ),
+        (
+            r#"#{ cmd: ["true"], ns: ["uts"], hostname: "a\x00b" }"#,
+            "spawn(hostname): a host name cannot contain a NUL byte",
         ),
         (
             r#"#{ cmd: ["true"], ns: ["user"], uid_map: "0 100000 10\n5 200000 10", gid_map: "0 100000 10" }"#,

@@ -204,10 +204,13 @@ pub fn register(api: &mut Api) {
         "sethostname",
         "sethostname(name: string)",
         "Set the host name of the shell's UTS namespace (unshare([\"uts\"]) first to keep the\n\
-         host's unchanged).\nExample:\n    fork(|| { unshare([\"uts\"]); sethostname(\"box\"); exec([\"hostname\"]) });",
+         host's unchanged).\nExample:\n    fork(|| { unshare([\"uts\"]); sethostname(\"box\"); exec([\"hostname\"]) }).wait();",
         |name: &str| -> RResult<()> {
             if name.is_empty() || name.len() > 64 {
                 return Err(arg_err("sethostname", "name", "a host name is 1 to 64 bytes"));
+            }
+            if name.contains('\0') {
+                return Err(arg_err("sethostname", "name", "a host name cannot contain a NUL byte"));
             }
             nix::unistd::sethostname(name)
                 .map_err(|e| crate::sys::SysError::os("sethostname", e).name(name))

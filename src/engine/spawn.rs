@@ -13,7 +13,7 @@ use rhai::{Array, Dynamic, FnPtr, ImmutableString, Map, NativeCallContext};
 use super::api::Api;
 use super::cleanup;
 use super::control::Outcome;
-use super::error::{arg_err, script_type, sys_err, type_of, IntoScript, RResult};
+use super::error::{a_type, arg_err, script_type, sys_err, type_of, IntoScript, RResult};
 use super::fd::Fd;
 use super::ns::{kind_arg, kinds_arg, ns_from};
 use super::opts::{strs_of, Opts};
@@ -278,15 +278,23 @@ fn env_of(o: &Opts) -> RResult<Vec<CString>> {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
                 return Err(arg_err(o.op, "env", format!("invalid variable name {k:?}")));
             }
-            let s = if val.is_string() {
-                val.to_string()
-            } else if val.is_unit() {
-                continue;
-            } else {
-                val.to_string()
-            };
             vars.retain(|(n, _)| n != k.as_str());
-            vars.push((k.to_string(), s));
+            // () removes the variable (an inherited one too); arrays and maps have no
+            // environment form.
+            if val.is_unit() {
+                continue;
+            }
+            if val.is_array() || val.is_map() {
+                return Err(arg_err(
+                    o.op,
+                    "env",
+                    format!(
+                        "the value of {k} is {}: give a string (or a number, a bool)",
+                        a_type(val.type_name())
+                    ),
+                ));
+            }
+            vars.push((k.to_string(), val.to_string()));
         }
     }
     vars.into_iter()
@@ -579,6 +587,13 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         if h.is_empty() || h.len() > 64 {
             return Err(arg_err(op, "hostname", "a host name is 1 to 64 bytes"));
         }
+        if h.contains('\0') {
+            return Err(arg_err(
+                op,
+                "hostname",
+                "a host name cannot contain a NUL byte",
+            ));
+        }
         if !has(NsKind::Uts) {
             return Err(arg_err(op, "hostname", "setting a host name needs a uts namespace: add \"uts\" to ns (or it would rename the host)"));
         }
@@ -702,6 +717,16 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         None => None,
         Some(v) => Some(super::cgroup::cgroup_arg(op, v)?),
     };
+    // A uid alone would leave the payload in group 0, the host's root group without a user
+    // namespace.
+    let (uid, gid) = (o.id("uid")?, o.id("gid")?);
+    if uid.is_some() && gid.is_none() {
+        return Err(arg_err(
+            o.op,
+            "gid",
+            "uid is given but gid is not: the payload would keep group 0 (root); give gid too",
+        ));
+    }
     let plan = Plan {
         argv,
         create,
@@ -713,8 +738,8 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         hostname,
         env: env_of(&o)?,
         cwd,
-        uid: o.id("uid")?,
-        gid: o.id("gid")?,
+        uid,
+        gid,
         groups,
         caps: caps_of(&o)?,
         cap_state: None,
@@ -984,7 +1009,8 @@ macro_rules! spec_doc {
   setgroups     "allow" or "deny" (default deny unless ctrsh runs as root)
   rootfs        a directory, a rootfs(...) value or its spec map (needs "mnt")
   hostname      host name inside (needs "uts")
-  env           map; the environment is cleared unless inherit_env: true
+  env           map; the environment is cleared unless inherit_env: true; a () value
+                removes a variable
   cwd, uid, gid, groups
   caps          capabilities to keep ("net_admin", ...); all others dropped from every set
   no_new_privs  true: execve never grants privileges again
