@@ -505,7 +505,7 @@ fn bad_specs_are_clear_and_leave_no_child() {
         ),
         (
             r#"#{ cmd: ["true"], rlimits: #{ nofiles: 3 } }"#,
-            "unknown resource limit",
+            "spawn(rlimits): unknown resource limit \"nofiles\"",
         ),
         (
             r#"#{ cmd: ["true"], ns: ["net"], join: #{ net: 1 } }"#,
@@ -634,4 +634,30 @@ fn children_are_killed_after_an_error_and_after_sigint() {
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(130));
     assert!(!running(&format!("{marker}-i")), "child survived SIGINT");
+}
+
+/// A capability the shell does not hold cannot be kept: the error names it and says why.
+#[test]
+fn keeping_a_capability_the_shell_lacks_names_it() {
+    // Only where the bounding set lacks one (CAP_SYS_RESOURCE on these machines).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    if bnd & (1 << 24) != 0 {
+        eprintln!("skipped: CAP_SYS_RESOURCE is in the bounding set here");
+        return;
+    }
+    let err = eval_err(r#"run(#{ cmd: ["true"], caps: ["sys_resource"] })"#);
+    assert!(
+        err.contains("capset(caps): [\"sys_resource\"] not held"),
+        "{err}"
+    );
+    // In a new user namespace every capability is there to keep.
+    assert_eq!(
+        eval_ok(r#"print(run(#{ ns: ["user"], cmd: ["true"], caps: ["sys_resource"] }))"#).trim(),
+        "0"
+    );
 }

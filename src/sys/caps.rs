@@ -108,7 +108,6 @@ struct CapData {
 const CAP_V3: u32 = 0x2008_0522;
 
 /// The calling thread's (effective, permitted, inheritable) sets.
-#[cfg(test)]
 pub fn current() -> Result<(CapSet, CapSet, CapSet)> {
     let mut hdr = CapHeader {
         version: CAP_V3,
@@ -206,11 +205,23 @@ fn capset_sets(eff: CapSet, prm: CapSet, inh: CapSet) -> Result<()> {
     // SAFETY: capset reads the header and two CapData structs, all valid for the call.
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
     if r < 0 {
-        return Err(SysError::last("capset").detail(format!(
+        let err = SysError::last("capset").detail(format!(
             "effective {:?}, permitted {:?}",
             eff.names(),
             prm.names()
-        )));
+        ));
+        // Name what is missing: a capability can only be kept if the process has it.
+        if let Ok((_, have, _)) = current() {
+            let missing = CapSet(prm.0 & !have.0);
+            if missing.0 != 0 {
+                return Err(err.name("caps").detail(format!(
+                    "{:?} not held (not in the bounding set this process started with); a new \
+                     user namespace would have every capability",
+                    missing.names()
+                )));
+            }
+        }
+        return Err(err);
     }
     Ok(())
 }

@@ -46,7 +46,7 @@ pub fn parse(op: &str, name: &str) -> Result<(&'static str, Resource)> {
         .copied()
         .ok_or_else(|| {
             let known: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
-            SysError::invalid(op, name, format!("unknown resource limit {name:?}"))
+            SysError::invalid(op, "rlimits", format!("unknown resource limit {name:?}"))
                 .hint(format!("limits: {}", known.join(", ")))
         })
 }
@@ -60,10 +60,22 @@ pub fn set(l: &Limit) -> Result<()> {
             x
         }
     };
+    let show = |x: u64| {
+        if x == u64::MAX {
+            "unlimited".to_string()
+        } else {
+            x.to_string()
+        }
+    };
     setrlimit(l.resource, v(l.soft), v(l.hard)).map_err(|e| {
-        SysError::os("setrlimit", e)
+        let err = SysError::os("setrlimit", e)
             .name(l.name)
-            .detail(format!("soft {} hard {}", l.soft, l.hard))
+            .detail(format!("soft {} hard {}", show(l.soft), show(l.hard)));
+        if e == nix::errno::Errno::EPERM {
+            err.hint("raising a hard limit needs CAP_SYS_RESOURCE (is it in the bounding set?); nofile cannot go above fs.nr_open")
+        } else {
+            err
+        }
     })
 }
 
