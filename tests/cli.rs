@@ -213,7 +213,7 @@ fn type_names_in_errors_are_the_scripts_own() {
         ),
         (
             r#"let f = |x| x; f.call(1, 2)"#,
-            &["the closure does not take (int, int)"],
+            &["the closure was called with (int, int)", "|a0, a1|"],
         ),
     ];
     for (code, wants) in cases {

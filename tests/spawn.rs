@@ -661,3 +661,15 @@ fn keeping_a_capability_the_shell_lacks_names_it() {
         "0"
     );
 }
+
+/// A namespace of a process that has exited, and an empty namespace path, are said so.
+#[test]
+fn namespace_handles_of_gone_processes_and_empty_paths_are_named() {
+    let err = eval_err(r#"let p = spawn(#{ cmd: ["true"] }); p.wait(); p.ns("net")"#);
+    assert!(
+        err.contains("ns(pid ") && err.contains(": it has exited"),
+        "{err}"
+    );
+    let err = eval_err(r#"ns_open("", "net")"#);
+    assert!(err.contains("ns_open(path): an empty path"), "{err}");
+}

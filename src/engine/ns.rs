@@ -133,6 +133,9 @@ pub fn register(api: &mut Api) {
         "Open a namespace file, e.g. one `ip netns add` bind-mounted under /run/netns.\n\
          Example:\n    let n = ns_open(\"/run/netns/blue\", \"net\");",
         |path: &str, kind: &str| -> RResult<Ns> {
+            if path.is_empty() {
+                return Err(arg_err("ns_open", "path", "an empty path"));
+            }
             let k = kind_arg("ns_open", "kind", kind)?;
             NsFd::open_path(path, k).map(|f| Ns(Rc::new(f))).script()
         },

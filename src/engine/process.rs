@@ -109,13 +109,25 @@ impl Process {
 
     /// The namespace of `kind` the process is in.
     pub fn ns(&self, kind: NsKind) -> Result<NsFd> {
-        let ns = NsFd::of_pid(self.pid, kind).map_err(|e| e.name(format!("pid {}", self.pid)))?;
+        let gone = || {
+            SysError::os("ns", Errno::ESRCH)
+                .name(format!("pid {}", self.pid))
+                .detail(format!("no process {}: it has exited", self.pid))
+        };
+        if !self.alive() {
+            return Err(gone());
+        }
+        let ns = NsFd::of_pid(self.pid, kind).map_err(|e| {
+            if e.errno() == Some(Errno::ENOENT) {
+                gone()
+            } else {
+                e.name(format!("pid {}", self.pid))
+            }
+        })?;
         // The pid could have been reused between our last look and the open: the pidfd
         // says whether our process is still the one behind it.
         if !self.alive() {
-            return Err(SysError::os("ns", Errno::ESRCH)
-                .name(format!("pid {}", self.pid))
-                .detail("the process has exited"));
+            return Err(gone());
         }
         Ok(ns)
     }

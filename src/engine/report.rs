@@ -195,10 +195,21 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
             }
             if full.starts_with("anon$") {
                 // rhai names closures by a hash the user never wrote.
-                let msg = format!("the closure does not take ({})", args.join(", "));
+                let n = args.len();
+                let msg = format!(
+                    "the closure was called with ({}), which its parameters do not take",
+                    args.join(", ")
+                );
+                let params = (0..n)
+                    .map(|i| format!("a{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return (
                     msg,
-                    Some("call it with as many arguments as it has parameters".into()),
+                    Some(format!(
+                        "a closure takes as many arguments as it has parameters: call it with \
+                         those, or, where a function calls it, write it |{params}| {{ ... }}"
+                    )),
                 );
             }
             let shown = format!("{full}({})", args.join(", "));
