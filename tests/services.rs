@@ -115,6 +115,7 @@ fn debug_shell_serves_shells_in_the_target_and_checks_the_peer() {
         &format!(
             r#"let box = spawn(#{{ ns: ["pid", "mnt", "uts", "ipc"], hostname: "{host}", cmd: ["sleep", "300"] }});
                let d = debug_shell(#{{ socket: "{sock}", target: box, allow_uid: [4242] }});
+               debug_shell(#{{ socket: "{sock}-bash", target: box, cmd: ["bash", "--norc", "--noprofile", "-i"] }});
                print(`box ${{box.pid}}`); print(`server ${{d.pid}}`); print("ready");
                box.wait();"#
         ),
@@ -132,6 +133,23 @@ fn debug_shell_serves_shells_in_the_target_and_checks_the_peer() {
     let uts = std::fs::read_link(format!("/proc/{boxpid}/ns/uts")).unwrap();
     assert!(out.contains(&uts.display().to_string()), "{out}");
     assert!(out.contains("/dev/pts/"), "a pty of its own: {out}");
+
+    // Input that is over before the shell has started: the shell still gets its end of
+    // file and exits (it used to flush the early EOF and wait forever).
+    for sock in [sock.clone(), format!("{sock}-bash"), format!("{sock}-bash")] {
+        let out = Command::new("timeout")
+            .args(["-s", "KILL", "20", &ctrsh_bin(), "connect", &sock])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // Two at once: the first waits while the second comes and goes.
     let mut first = Command::new(ctrsh_bin())

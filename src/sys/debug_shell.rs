@@ -90,6 +90,8 @@ struct Shell {
     pidfd: OwnedFd,
     to_pty: Pump,
     eof_char: Option<u8>,
+    /// The client's input ended (it sent "e").
+    input_ended: bool,
     /// When the client left (the shell was hung up).
     hung_up: Option<Instant>,
 }
@@ -222,7 +224,16 @@ fn step(s: &mut Session, spec: &ShellSpec, c: i16, m: i16, p: i16) {
                 sh.to_pty.flush(master.as_fd());
             }
             if m & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                let before = s.out.len();
                 read_output(master.as_fd(), &mut s.out, &mut buf);
+                // The client's input has ended, but a shell that was still starting may
+                // have flushed the end-of-file sent then (bash does, with TCSAFLUSH):
+                // whenever it says something (a prompt), tell it again.
+                if sh.input_ended && s.out.len() > before && !sh.to_pty.pending() {
+                    if let Some(c) = tty::veof_char(master.as_fd()) {
+                        sh.to_pty.push(&[c]);
+                    }
+                }
             }
         }
         if let Some(t) = sh.hung_up {
@@ -323,6 +334,7 @@ fn from_client(s: &mut Session, spec: &ShellSpec, m: &[u8]) {
             }
         }
         (b'e', Some(sh)) => {
+            sh.input_ended = true;
             if let Some(c) = sh.eof_char {
                 sh.to_pty.push(&[c]);
             }
@@ -364,6 +376,7 @@ fn start_shell(spec: &ShellSpec, ws: Option<Winsize>, term: Option<String>) -> R
         .ok_or_else(|| SysError::os(op, Errno::ENOSYS).detail("no pidfd for the shell"))?;
     Ok(Shell {
         eof_char: tty::eof_char(master.as_fd()),
+        input_ended: false,
         master: Some(master),
         pidfd,
         to_pty: Pump::default(),

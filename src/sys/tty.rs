@@ -178,6 +178,13 @@ pub fn eof_char(master: BorrowedFd<'_>) -> Option<u8> {
         .then(|| t.special_codes[termios::SpecialCodeIndex::VEOF])
 }
 
+/// The pty's end-of-file character whatever its mode: a line editor such as readline
+/// switches canonical mode off but still takes this character on an empty line as the end.
+pub fn veof_char(master: BorrowedFd<'_>) -> Option<u8> {
+    let t = termios::tcgetattr(master).ok()?;
+    Some(t.special_codes[termios::SpecialCodeIndex::VEOF])
+}
+
 /// A pollfd; with no events the slot is switched off (fd -1), so a hangup that poll
 /// reports regardless of the events asked for cannot make it spin.
 pub fn pollfd(fd: BorrowedFd<'_>, events: libc::c_short) -> libc::pollfd {
