@@ -333,6 +333,18 @@ fn bad_targets_are_clear_and_leave_nothing_behind() {
         assert!(err.contains(want), "{full:?}: expected {want:?} in {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    // A target that looks like an option is never handed to docker & co. as one.
+    let out = rd
+        .ctrsh()
+        .args(["attach", "--", "-1", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"-1\" is neither a process id nor a container name")
+            && !err.contains("docker"),
+        "{err}"
+    );
     // The script function says the same, catchably.
     let out = rd.eval_ok(
         r#"try { attach(2, #{ cmd: ["true"] }); } catch (e) { print(e.message); }

@@ -30,6 +30,14 @@ pub fn resolve(op: &str, target: &str) -> Result<i32> {
             "empty: give a pid or a container name",
         ));
     }
+    // No runtime names a container "-x"; passed on, it would be read as an option.
+    if t.starts_with('-') {
+        return Err(SysError::invalid(
+            op,
+            "target",
+            format!("{t:?} is neither a process id nor a container name"),
+        ));
+    }
     let mut failed = Vec::new();
     match named::validate(op, t) {
         Err(_) => failed.push("ctrsh: not a valid container name".to_string()),
