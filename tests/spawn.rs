@@ -673,3 +673,19 @@ fn namespace_handles_of_gone_processes_and_empty_paths_are_named() {
     let err = eval_err(r#"ns_open("", "net")"#);
     assert!(err.contains("ns_open(path): an empty path"), "{err}");
 }
+
+/// exec() takes a command line given as one string as spawn does: refused, with the array
+/// form; a missing program's hint does not speak of a container.
+#[test]
+fn exec_refuses_one_string_and_names_a_missing_program() {
+    let err = eval_err(r#"exec("ls -l")"#);
+    assert!(
+        err.contains("exec(argv): \"ls -l\" is one string, taken as the program's name"),
+        "{err}"
+    );
+    let err = eval_err(r#"exec(["/nonexistent/ctrsh-x"])"#);
+    assert!(
+        err.contains("/nonexistent/ctrsh-x") && !err.contains("container"),
+        "{err}"
+    );
+}

@@ -460,22 +460,7 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
     let cmd = match o.get("cmd") {
         None => return Err(arg_err(op, "cmd", "the spec needs cmd: the program and its arguments, e.g. cmd: [\"sh\", \"-c\", \"echo hi\"]")),
         Some(v) => {
-            // One string is the program alone; "echo hi" is almost always meant as a
-            // command line, which ctrsh does not split (no shell is involved).
-            if let Some(s) = v.read_lock::<rhai::ImmutableString>() {
-                if s.contains(char::is_whitespace) {
-                    return Err(arg_err(
-                        op,
-                        "cmd",
-                        format!(
-                            "{:?} is one string, taken as the program's name; give the program \
-                             and its arguments as an array: [\"echo\", \"hi\"], or \
-                             [\"sh\", \"-c\", \"echo hi\"] for a shell command line",
-                            s.as_str()
-                        ),
-                    ));
-                }
-            }
+            one_string_command(op, "cmd", v)?;
             strs_of(op, "cmd", v)?
         }
     };
@@ -958,9 +943,28 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
     }
 }
 
+/// One string is the program alone; "echo hi" is almost always meant as a command line,
+/// which ctrsh does not split (no shell is involved): refuse it with what to write.
+fn one_string_command(op: &str, arg: &str, v: &Dynamic) -> RResult<()> {
+    match v.read_lock::<rhai::ImmutableString>() {
+        Some(s) if s.contains(char::is_whitespace) => Err(arg_err(
+            op,
+            arg,
+            format!(
+                "{:?} is one string, taken as the program's name; give the program and its \
+                 arguments as an array: [\"echo\", \"hi\"], or [\"sh\", \"-c\", \"echo hi\"] \
+                 for a shell command line",
+                s.as_str()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `exec(argv)`: replace the shell process. What the recipe created stays as it is (the
 /// new program inherits it); nothing is torn down.
 fn exec_fn(argv: Dynamic) -> RResult<()> {
+    one_string_command("exec", "argv", &argv)?;
     let args = strs_of("exec", "argv", &argv)?;
     if args.is_empty() || args[0].is_empty() {
         return Err(arg_err(

@@ -57,7 +57,7 @@ pub fn execve(path: &CStr, argv: &[CString], env: &[CString]) -> SysError {
     let err = SysError::os("exec", e).path(&p);
     match e {
         Errno::ENOENT => err.hint(
-            "the program or its interpreter/dynamic loader does not exist in the container's root",
+            "the program or its interpreter (#! line) or dynamic loader does not exist in the root the process sees",
         ),
         Errno::EACCES => err.hint("not executable, or on a noexec mount"),
         Errno::ENOEXEC => err.hint("not a binary or script this kernel can run"),
