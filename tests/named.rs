@@ -63,6 +63,12 @@ fn ps_and_stop_on_two_named_containers_and_a_killed_ones_state_is_cleaned() {
     assert!(names.contains(&format!("{a} {pa} running")), "{names}");
     let p = rd.eval_ok(&format!(r#"print(container("{b}").pid)"#));
     assert_eq!(p.trim(), pb.to_string());
+    // Shown by its command, as ps shows it (not by the comm of ctrsh's mini-init).
+    let shown = rd.eval_ok(&format!(r#"print(container("{b}"))"#));
+    assert!(
+        shown.contains("sleep 301\"") && !shown.contains("\"ctrsh\""),
+        "{shown}"
+    );
 
     // stop: TERM reaches the payload through init; the state goes.
     let t = Instant::now();

@@ -229,7 +229,9 @@ pub fn register(api: &mut Api) {
             if !procfs::same_process(rec.pid, rec.start_time) {
                 return Err(arg_err("container", "name", format!("{name:?} has exited")));
             }
-            Ok(p)
+            // Shown by its command, as spawn and `ctrsh ps` show it (the pid may be
+            // ctrsh's mini-init).
+            Ok(p.described_as(rec.cmd))
         },
     );
 }

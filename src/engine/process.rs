@@ -103,6 +103,12 @@ impl Process {
         })
     }
 
+    /// Show the process as `what` (its command) rather than by its comm.
+    pub fn described_as(self, what: String) -> Process {
+        self.state.what.replace(what);
+        self
+    }
+
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.pidfd.as_ref().map(|f| f.as_fd())
     }
