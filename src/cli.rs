@@ -238,7 +238,8 @@ fn read_script(file: &str) -> Result<String, i32> {
     })
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+/// An I/O error as ctrsh says errors: the errno's name and text, never Rust's "(os error N)".
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => format!(
             "{} ({})",

@@ -150,7 +150,7 @@ impl Session {
                 }
                 match std::fs::read_to_string(arg) {
                     Ok(text) => return self.eval(arg, &text, false),
-                    Err(e) => eprintln!("ctrsh: cannot read {arg}: {e}"),
+                    Err(e) => eprintln!("ctrsh: cannot read {arg}: {}", crate::cli::io_reason(&e)),
                 }
             }
             other => {
