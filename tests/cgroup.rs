@@ -581,6 +581,28 @@ fn bad_input_is_named() {
         out.status
     );
 
+    // A control file is not a cgroup; a removed cgroup says so; a cpuset beyond the
+    // machine's CPUs names the CPUs there are.
+    let err = eval_err(r#"cgroup("cgroup.procs")"#);
+    assert!(
+        err.contains("is a file (a control file of its cgroup), not a cgroup"),
+        "{err}"
+    );
+    let err = eval_err(&format!(
+        r#"let c = cgroup("{n}"); c.remove(); c.add(pid())"#,
+        n = &*name
+    ));
+    assert!(err.contains("the cgroup no longer exists"), "{err}");
+    let v2_cpuset = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.split_whitespace().any(|x| x == "cpuset"));
+    if Path::new("/sys/fs/cgroup/cpuset/cpuset.cpus").exists() || v2_cpuset {
+        let err = eval_err(&format!(
+            r#"cgroup("{n}", #{{ limits: #{{ cpuset: "0-4095" }} }})"#,
+            n = &*name
+        ));
+        assert!(err.contains("this machine's CPUs are"), "{err}");
+    }
+
     // A controller the layout lacks: named, with the layout.
     let l = layout();
     let lacking = missing_controller();

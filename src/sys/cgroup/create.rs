@@ -127,6 +127,18 @@ fn mkdir_p(hier: &Hierarchy, dir: &Path) -> Result<Vec<PathBuf>> {
         cur.push(c);
         match std::fs::create_dir(&cur) {
             Ok(()) => made.push(cur.clone()),
+            // A name of an existing control file ("cgroup.procs") is not a cgroup to adopt.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !cur.is_dir() => {
+                rmdirs(&made);
+                return Err(SysError::invalid(
+                    "cgroup",
+                    "path",
+                    format!(
+                        "{} is a file (a control file of its cgroup), not a cgroup",
+                        cur.display()
+                    ),
+                ));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 rmdirs(&made);

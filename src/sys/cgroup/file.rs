@@ -43,9 +43,20 @@ pub fn write(op: &str, path: &Path, value: &str) -> Result<()> {
 }
 
 /// The usual cause of a failed write, by file and errno.
-fn hint(path: &Path, errno: Option<Errno>) -> Option<&'static str> {
+fn hint(path: &Path, errno: Option<Errno>) -> Option<String> {
     let file = path.file_name()?.to_str()?;
-    Some(match (file, errno?) {
+    let errno = errno?;
+    if errno == Errno::ENOENT && path.parent().is_some_and(|d| !d.exists()) {
+        return Some("the cgroup no longer exists (it was removed)".into());
+    }
+    if file == "cpuset.cpus" && matches!(errno, Errno::ERANGE | Errno::EINVAL) {
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+        return Some(format!(
+            "this machine's CPUs are {} (/sys/devices/system/cpu/online)",
+            online.trim()
+        ));
+    }
+    Some(match (file, errno) {
         ("cgroup.procs" | "tasks", Errno::ESRCH) => "no process has that pid",
         ("cgroup.procs" | "tasks", Errno::ENOSPC) => {
             "a v1 cpuset cgroup needs cpuset.cpus and cpuset.mems set before it takes processes"
@@ -68,5 +79,6 @@ fn hint(path: &Path, errno: Option<Errno>) -> Option<&'static str> {
         (_, Errno::EINVAL) => "the kernel rejected the value for this file",
         (_, Errno::ENOENT) => "the file does not exist: the controller is not enabled in this cgroup, or the kernel lacks the feature",
         _ => return None,
-    })
+    }
+    .into())
 }
