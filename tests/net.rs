@@ -864,7 +864,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
         "veth(b_ns): no process 999999999",
         "veth(b_nss): unknown option \"b_nss\"; did you mean b_ns",
         "route_add(dst): \"10.1.2.3/16\" has host bits set; the prefix is 10.1.0.0/16",
-        "route_add(via): 10.1.0.0/16 is a inet route; via does not match",
+        "route_add(via): 10.1.0.0/16 is an IPv4 route but via fd00::1 is IPv6",
         "route_add(via): give a gateway (via) or an interface (dev)",
         "ENETUNREACH",
         "sysctl(key): \"net/ipv4/ip_forward\": write keys with dots",

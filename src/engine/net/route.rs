@@ -76,12 +76,17 @@ fn route_from(o: &Opts, ns: &Rc<NsFd>, need_target: bool) -> RResult<(Route, Str
         .or(via.as_ref().map(Family::of))
         .or(fam_opt)
         .unwrap_or(Family::V4);
+    let ip = |f: Family| if f == Family::V4 { "IPv4" } else { "IPv6" };
     for (arg, f) in [("via", via.as_ref().map(Family::of)), ("family", fam_opt)] {
-        if f.is_some_and(|f| f != family) {
+        if let Some(f) = f.filter(|f| *f != family) {
+            let what = match (arg, via) {
+                ("via", Some(v)) => format!("via {v} is {}", ip(f)),
+                _ => format!("family {} is {}", f.name(), ip(f)),
+            };
             return Err(arg_err(
                 o.op,
                 arg,
-                format!("{dst_s} is a {} route; {arg} does not match", family.name()),
+                format!("{dst_s} is an {} route but {what}", ip(family)),
             ));
         }
     }
