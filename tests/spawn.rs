@@ -192,6 +192,47 @@ fn exit_statuses_propagate_to_ctrsh() {
     }
 }
 
+/// A death by a real-time signal (32-64, which nix has no `Signal` for) is 128+N wherever a
+/// status is read: run, output, fork().wait(), spawn().wait(), with and without mini-init,
+/// and the recipe's teardown reaps such a child without an error.
+#[test]
+fn real_time_signal_deaths_give_128_plus_n() {
+    if !need_root() {
+        return;
+    }
+    for sig in [34, 64] {
+        let want = 128 + sig;
+        let code = format!(
+            r#"
+            let cmd = ["sh", "-c", "kill -{sig} $$"];
+            print(run(#{{ cmd: cmd }}));
+            print(run(#{{ ns: ["pid", "mnt"], cmd: cmd }}));
+            print(output(#{{ cmd: cmd }}).status);
+            print(output(#{{ ns: ["pid", "mnt"], cmd: cmd }}).status);
+            print(fork(|| exec(cmd)).wait());
+            print(spawn(#{{ cmd: cmd }}).wait(10));
+            print(spawn(#{{ ns: ["pid", "mnt"], cmd: cmd }}).wait(10));
+            // Left to the teardown, which reaps them.
+            spawn(#{{ cmd: cmd }});
+            spawn(#{{ ns: ["pid", "mnt"], cmd: cmd }});
+            sleep(0.3);
+            "#
+        );
+        let out = eval(&code);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "signal {sig}: {stdout}\n{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines, vec![want.to_string(); 7], "signal {sig}: {stderr}");
+        assert!(stderr.is_empty(), "signal {sig}: {stderr}");
+        // The status reaches ctrsh's own exit status through mini-init.
+        let out = eval(&format!(
+            r#"exit(run(#{{ ns: ["pid", "mnt"], cmd: ["sh", "-c", "kill -{sig} $$"] }}))"#
+        ));
+        assert_eq!(out.status.code(), Some(want), "signal {sig}");
+    }
+}
+
 #[test]
 fn sigterm_sent_to_ctrsh_reaches_the_payload() {
     if !need_root() {
