@@ -534,6 +534,22 @@ fn bad_specs_are_clear_and_leave_no_child() {
             "not a descriptor number",
         ),
         (
+            r#"#{ cmd: ["true"], stdout: -1 }"#,
+            "spawn(stdout): -1 is not a descriptor number",
+        ),
+        (
+            r#"#{ cmd: ["true"], stdin: -5 }"#,
+            "spawn(stdin): -5 is not a descriptor number",
+        ),
+        (
+            r#"#{ cmd: ["true"], fds: #{ "3": -1 } }"#,
+            "spawn(fds): fd 3: -1 is not a descriptor number",
+        ),
+        (
+            r#"#{ cmd: ["true"], fds: #{ "3": 999 } }"#,
+            "spawn(fds): fd 3: the shell has no open fd 999",
+        ),
+        (
             r#"#{ cmd: ["true"], time_offsets: #{ boottime: 5 } }"#,
             "add \"time\" to ns",
         ),

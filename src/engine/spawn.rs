@@ -170,11 +170,7 @@ fn stdio(o: &Opts, key: &str, keep: &mut Vec<Rc<OwnedFd>>, capture_ok: bool) -> 
         return Ok(Stdio::Fd(f.fd.as_raw_fd()));
     }
     if let Ok(n) = v.as_int() {
-        let fd = super::error::int_arg::<i32>(o.op, key, n)?;
-        if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
-            return Err(arg_err(o.op, key, format!("the shell has no open fd {fd}")));
-        }
-        return Ok(Stdio::Fd(fd));
+        return shell_fd(o.op, key, "", n).map(Stdio::Fd);
     }
     let s = v.clone().into_string().map_err(|t| {
         arg_err(
@@ -210,10 +206,30 @@ fn stdio(o: &Opts, key: &str, keep: &mut Vec<Rc<OwnedFd>>, capture_ok: bool) -> 
     }
 }
 
-/// A borrowed view of a raw descriptor number only to ask the kernel about it.
-fn unsafe_borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: used only for an F_GETFD probe; an invalid number just fails with EBADF.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+/// An fd number of the shell given for option `key` (`what` prefixes the message, e.g.
+/// "fd 3: "): a descriptor number the shell has open.
+fn shell_fd(op: &str, key: &str, what: &str, n: i64) -> RResult<RawFd> {
+    let fd = super::error::int_arg::<i32>(op, key, n)?;
+    // Checked before the probe: BorrowedFd must never hold -1 (it panics), and no
+    // negative number is a descriptor.
+    if fd < 0 {
+        return Err(arg_err(
+            op,
+            key,
+            format!("{what}{fd} is not a descriptor number (they are 0 or more)"),
+        ));
+    }
+    // SAFETY: a non-negative number borrowed only for an F_GETFD probe; one that is not
+    // open just fails with EBADF.
+    let probe = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    if nix::fcntl::fcntl(probe, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        return Err(arg_err(
+            op,
+            key,
+            format!("{what}the shell has no open fd {fd}"),
+        ));
+    }
+    Ok(fd)
 }
 
 fn id_map(o: &Opts, key: &str) -> RResult<Option<IdMap>> {
@@ -422,15 +438,7 @@ fn fds_of(o: &Opts, keep: &mut Vec<Rc<OwnedFd>>) -> RResult<Vec<(RawFd, RawFd)>>
             keep.push(f.fd.clone());
             f.fd.as_raw_fd()
         } else if let Ok(n) = val.as_int() {
-            let fd = super::error::int_arg::<i32>(o.op, "fds", n)?;
-            if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
-                return Err(arg_err(
-                    o.op,
-                    "fds",
-                    format!("the shell has no open fd {fd}"),
-                ));
-            }
-            fd
+            shell_fd(o.op, "fds", &format!("fd {k}: "), n)?
         } else {
             return Err(arg_err(
                 o.op,
