@@ -625,6 +625,69 @@ fn exec_replaces_the_shell_and_pidfd_open_and_getfd_work() {
     );
 }
 
+/// Waiting for the shell itself is refused at once (it used to forward every signal to
+/// itself, spinning and deaf to TERM). A process that is not the shell's child is waited for
+/// until it ends (status unknown: ()), and a TERM to ctrsh meanwhile stops ctrsh without
+/// being passed on to a process it does not own.
+#[test]
+fn waiting_for_the_shell_itself_is_refused_and_a_non_child_is_not_signalled() {
+    let out = ctrsh()
+        .timeout(Duration::from_secs(10))
+        .arg("-e")
+        .arg(
+            r#"try { pidfd_open(pid()).wait(1); } catch (e) { print(e.kind); }
+               pidfd_open(pid()).wait()"#,
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(stdout, "invalid_argument\n");
+    assert!(
+        stderr.contains("is the shell itself, which cannot wait for its own end"),
+        "{stderr}"
+    );
+
+    let mut other = Command::new("sleep").arg("0.5").spawn().unwrap();
+    let out = eval_ok(&format!(
+        r#"let p = pidfd_open({}); print(p.wait(0.05)); print(p.alive); print(p.wait()); print(p.alive);"#,
+        other.id()
+    ));
+    assert_eq!(out, "\ntrue\n\nfalse\n");
+    other.wait().unwrap();
+
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut shell = Command::new(assert_cmd::cargo::cargo_bin("ctrsh"))
+        .arg("-e")
+        .arg(format!(
+            r#"let p = pidfd_open({}); print("ready"); p.wait(); print("ended");"#,
+            other.id()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rd = BufReader::new(shell.stdout.take().unwrap());
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    std::thread::sleep(Duration::from_millis(100));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shell.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = shell.wait().unwrap();
+    let still = other.try_wait().unwrap().is_none();
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(st.code(), Some(143));
+    assert!(
+        still,
+        "the TERM was passed on to a process ctrsh does not own"
+    );
+}
+
 #[test]
 fn children_are_killed_after_an_error_and_after_sigint() {
     let marker = unique("ctrsh-err");
