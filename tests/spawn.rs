@@ -286,6 +286,25 @@ fn fork_moves_only_the_child() {
     assert_eq!(lines[2], format!("shell {}", host.to_string_lossy()));
     assert_eq!(lines[3], "int result 5");
     assert_eq!(lines[4], "error 1");
+
+    // A result that is not a status is never a silent success.
+    let out = eval(
+        r#"
+        for f in [|| -1, || 256, || "x", || [1], || (), || 0, || 255] { print(fork(f).wait()); }
+        "#,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "1\n1\n1\n1\n0\n0\n255\n", "{stderr}");
+    for want in [
+        "fork(body): the closure returned -1: an exit status is 0..=255",
+        "fork(body): the closure returned 256: an exit status is 0..=255",
+        "fork(body): the closure returned a string, not an exit status",
+        "fork(body): the closure returned an array, not an exit status",
+    ] {
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
 }
 
 #[test]

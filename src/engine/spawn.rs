@@ -896,9 +896,18 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
                     0,
                 )
             };
-            let outcome = Outcome::from_result(body.call_within_context::<Dynamic>(&ctx, ()));
+            let outcome = Outcome::from_result(
+                body.call_within_context::<Dynamic>(&ctx, ())
+                    .and_then(|v| fork_status(&v).map(|c| Dynamic::from(i64::from(c))))
+                    .map_err(|mut e| {
+                        if e.position().is_none() {
+                            e.set_position(ctx.call_position());
+                        }
+                        e
+                    }),
+            );
             let code = match &outcome {
-                Outcome::Value(v) => v.as_int().map(|n| n.clamp(0, 255) as i32).unwrap_or(0),
+                Outcome::Value(v) => v.as_int().map_or(0, |n| n as i32),
                 Outcome::Error(e) => {
                     let src = ctx.call_source().unwrap_or("<script>").to_string();
                     eprint!("{}", super::report::render_runtime(e, &src, &[]));
@@ -914,6 +923,28 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
         }
         Forked::Parent { pid, pidfd, .. } => Ok(Process::child(pid, pidfd, "fork".into(), false)),
     }
+}
+
+/// The exit status a fork closure's result stands for: () is 0, an int 0..=255 is itself.
+/// Anything else is an error (status 1), never a silent success: a negative int usually
+/// means failure, and a string or a handle is no status at all.
+fn fork_status(v: &Dynamic) -> RResult<i32> {
+    if v.is_unit() {
+        return Ok(0);
+    }
+    let why = match v.as_int() {
+        Ok(n) => match i32::try_from(n).ok().filter(|c| (0..=255).contains(c)) {
+            Some(c) => return Ok(c),
+            None => format!("the closure returned {n}: an exit status is 0..=255"),
+        },
+        Err(t) => format!(
+            "the closure returned {}, not an exit status",
+            super::error::a_type(t)
+        ),
+    };
+    Err(sys_err(SysError::invalid("fork", "body", why).hint(
+        "end the closure with an int 0..=255, exit(n), or () for 0",
+    )))
 }
 
 /// `exec(argv)`: replace the shell process. What the recipe created stays as it is (the
@@ -1035,8 +1066,9 @@ pub fn register(api: &mut Api) {
         "fork(body: fn) -> Process",
         "Run the closure in a forked copy of the shell. The child may move itself (unshare,\n\
          setns, sethostname) without touching the shell, and may end in exec([...]). Its\n\
-         integer result is its exit status (() is 0; an error prints and is 1). The child is\n\
-         killed when the recipe ends.\n\
+         result is its exit status: an int 0..=255 as it is, () as 0. An error prints and is\n\
+         1, and so is any other result (an int outside 0..=255, a string, a map, a handle):\n\
+         never a silent success. The child is killed when the recipe ends.\n\
          Example:\n    let p = fork(|| { unshare([\"uts\"]); sethostname(\"x\"); exec([\"hostname\"]) });\n    p.wait();",
         fork_fn,
     );
