@@ -233,6 +233,60 @@ fn real_time_signal_deaths_give_128_plus_n() {
     }
 }
 
+/// Once the pid namespace the shell's children go to has lost its init, clone fails with
+/// ENOMEM: the error says why, and names namespaces as scripts do (never `CloneFlags(..)`).
+#[test]
+fn a_pid_namespace_without_init_is_named_in_clone_errors() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"
+        fn show(f) { try { f.call(); print("no error"); } catch (e) { print(`${e.message} | ${e.hint}`); } }
+        // in_ns into the pid namespace of a container that has ended.
+        let p = spawn(#{ ns: ["pid"], cmd: ["sleep", "0.1"] });
+        let dead = p.ns("pid");
+        p.wait();
+        show(|| in_ns(dead, || run(#{ cmd: ["true"] })));
+        // A new pid namespace cannot be made while children go to another one.
+        unshare(["pid"]);
+        show(|| run(#{ ns: ["pid", "mnt"], cmd: ["true"] }));
+        print(run(#{ cmd: ["true"] }));   // the namespace's init, gone at once
+        show(|| run(#{ cmd: ["true"] }));
+        show(|| run(#{ ns: ["net", "uts"], cmd: ["true"] }));
+        show(|| fork(|| 1));
+        "#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    let dead = "the pid namespace has no init any more (its first process exited): no process can be created in it: ENOMEM";
+    for l in [lines[0], lines[3], lines[4], lines[5]] {
+        assert!(l.starts_with("clone3: "), "{l}");
+        assert!(l.contains(dead), "{l}");
+        assert!(
+            l.contains("leave the shell's own pid namespace alone"),
+            "{l}"
+        );
+    }
+    assert!(
+        lines[1].starts_with("clone3: new namespaces pid, mnt: EINVAL"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains("a new pid namespace can only be made from the shell's own"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "0");
+    assert!(
+        lines[4].starts_with("clone3: new namespaces net, uts: "),
+        "{}",
+        lines[4]
+    );
+    assert!(!out.contains("CloneFlags"), "{out}");
+}
+
 #[test]
 fn sigterm_sent_to_ctrsh_reaches_the_payload() {
     if !need_root() {
