@@ -196,3 +196,34 @@ fn a_named_container_that_is_not_detached_is_forgotten_when_the_recipe_ends() {
     assert!(!alive(pid));
     assert!(rd.names().is_empty(), "{:?}", rd.names());
 }
+
+/// A detached named container whose payload dies of a real-time signal ends: mini-init exits
+/// with 128+N and `ctrsh ps` no longer lists it as running.
+#[test]
+fn a_named_container_killed_by_a_real_time_signal_ends() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let rd = RunDir::new();
+    let n = unique("rt");
+    let pid = start(&rd, &n, "sleep 0.2; kill -34 $$");
+    for _ in 0..250 {
+        if !alive(pid) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gone = !alive(pid);
+    if !gone {
+        // Leave nothing behind even when the test fails.
+        let _ = rd.ctrsh().args(["stop", "--time", "0.1", &n]).output();
+    }
+    assert!(gone, "mini-init {pid} still runs after its payload died");
+    let (out, _) = ps(&rd);
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with(&format!("{n} ")) && l.contains("running")),
+        "{out}"
+    );
+}

@@ -192,6 +192,101 @@ fn exit_statuses_propagate_to_ctrsh() {
     }
 }
 
+/// A death by a real-time signal (32-64, which nix has no `Signal` for) is 128+N wherever a
+/// status is read: run, output, fork().wait(), spawn().wait(), with and without mini-init,
+/// and the recipe's teardown reaps such a child without an error.
+#[test]
+fn real_time_signal_deaths_give_128_plus_n() {
+    if !need_root() {
+        return;
+    }
+    for sig in [34, 64] {
+        let want = 128 + sig;
+        let code = format!(
+            r#"
+            let cmd = ["sh", "-c", "kill -{sig} $$"];
+            print(run(#{{ cmd: cmd }}));
+            print(run(#{{ ns: ["pid", "mnt"], cmd: cmd }}));
+            print(output(#{{ cmd: cmd }}).status);
+            print(output(#{{ ns: ["pid", "mnt"], cmd: cmd }}).status);
+            print(fork(|| exec(cmd)).wait());
+            print(spawn(#{{ cmd: cmd }}).wait(10));
+            print(spawn(#{{ ns: ["pid", "mnt"], cmd: cmd }}).wait(10));
+            // Left to the teardown, which reaps them.
+            spawn(#{{ cmd: cmd }});
+            spawn(#{{ ns: ["pid", "mnt"], cmd: cmd }});
+            sleep(0.3);
+            "#
+        );
+        let out = eval(&code);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "signal {sig}: {stdout}\n{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines, vec![want.to_string(); 7], "signal {sig}: {stderr}");
+        assert!(stderr.is_empty(), "signal {sig}: {stderr}");
+        // The status reaches ctrsh's own exit status through mini-init.
+        let out = eval(&format!(
+            r#"exit(run(#{{ ns: ["pid", "mnt"], cmd: ["sh", "-c", "kill -{sig} $$"] }}))"#
+        ));
+        assert_eq!(out.status.code(), Some(want), "signal {sig}");
+    }
+}
+
+/// Once the pid namespace the shell's children go to has lost its init, clone fails with
+/// ENOMEM: the error says why, and names namespaces as scripts do (never `CloneFlags(..)`).
+#[test]
+fn a_pid_namespace_without_init_is_named_in_clone_errors() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"
+        fn show(f) { try { f.call(); print("no error"); } catch (e) { print(`${e.message} | ${e.hint}`); } }
+        // in_ns into the pid namespace of a container that has ended.
+        let p = spawn(#{ ns: ["pid"], cmd: ["sleep", "0.1"] });
+        let dead = p.ns("pid");
+        p.wait();
+        show(|| in_ns(dead, || run(#{ cmd: ["true"] })));
+        // A new pid namespace cannot be made while children go to another one.
+        unshare(["pid"]);
+        show(|| run(#{ ns: ["pid", "mnt"], cmd: ["true"] }));
+        print(run(#{ cmd: ["true"] }));   // the namespace's init, gone at once
+        show(|| run(#{ cmd: ["true"] }));
+        show(|| run(#{ ns: ["net", "uts"], cmd: ["true"] }));
+        show(|| fork(|| 1));
+        "#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    let dead = "the pid namespace has no init any more (its first process exited): no process can be created in it: ENOMEM";
+    for l in [lines[0], lines[3], lines[4], lines[5]] {
+        assert!(l.starts_with("clone3: "), "{l}");
+        assert!(l.contains(dead), "{l}");
+        assert!(
+            l.contains("leave the shell's own pid namespace alone"),
+            "{l}"
+        );
+    }
+    assert!(
+        lines[1].starts_with("clone3: new namespaces pid, mnt: EINVAL"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains("a new pid namespace can only be made from the shell's own"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "0");
+    assert!(
+        lines[4].starts_with("clone3: new namespaces net, uts: "),
+        "{}",
+        lines[4]
+    );
+    assert!(!out.contains("CloneFlags"), "{out}");
+}
+
 #[test]
 fn sigterm_sent_to_ctrsh_reaches_the_payload() {
     if !need_root() {
@@ -245,6 +340,25 @@ fn fork_moves_only_the_child() {
     assert_eq!(lines[2], format!("shell {}", host.to_string_lossy()));
     assert_eq!(lines[3], "int result 5");
     assert_eq!(lines[4], "error 1");
+
+    // A result that is not a status is never a silent success.
+    let out = eval(
+        r#"
+        for f in [|| -1, || 256, || "x", || [1], || (), || 0, || 255] { print(fork(f).wait()); }
+        "#,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "1\n1\n1\n1\n0\n0\n255\n", "{stderr}");
+    for want in [
+        "fork(body): the closure returned -1: an exit status is 0..=255",
+        "fork(body): the closure returned 256: an exit status is 0..=255",
+        "fork(body): the closure returned a string, not an exit status",
+        "fork(body): the closure returned an array, not an exit status",
+    ] {
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
 }
 
 #[test]
@@ -522,6 +636,22 @@ fn bad_specs_are_clear_and_leave_no_child() {
             "not a descriptor number",
         ),
         (
+            r#"#{ cmd: ["true"], stdout: -1 }"#,
+            "spawn(stdout): -1 is not a descriptor number",
+        ),
+        (
+            r#"#{ cmd: ["true"], stdin: -5 }"#,
+            "spawn(stdin): -5 is not a descriptor number",
+        ),
+        (
+            r#"#{ cmd: ["true"], fds: #{ "3": -1 } }"#,
+            "spawn(fds): fd 3: -1 is not a descriptor number",
+        ),
+        (
+            r#"#{ cmd: ["true"], fds: #{ "3": 999 } }"#,
+            "spawn(fds): fd 3: the shell has no open fd 999",
+        ),
+        (
             r#"#{ cmd: ["true"], time_offsets: #{ boottime: 5 } }"#,
             "add \"time\" to ns",
         ),
@@ -594,6 +724,69 @@ fn exec_replaces_the_shell_and_pidfd_open_and_getfd_work() {
     assert!(
         err.contains("ESRCH") || err.contains("out of range") || err.contains("no such process"),
         "{err}"
+    );
+}
+
+/// Waiting for the shell itself is refused at once (it used to forward every signal to
+/// itself, spinning and deaf to TERM). A process that is not the shell's child is waited for
+/// until it ends (status unknown: ()), and a TERM to ctrsh meanwhile stops ctrsh without
+/// being passed on to a process it does not own.
+#[test]
+fn waiting_for_the_shell_itself_is_refused_and_a_non_child_is_not_signalled() {
+    let out = ctrsh()
+        .timeout(Duration::from_secs(10))
+        .arg("-e")
+        .arg(
+            r#"try { pidfd_open(pid()).wait(1); } catch (e) { print(e.kind); }
+               pidfd_open(pid()).wait()"#,
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(stdout, "invalid_argument\n");
+    assert!(
+        stderr.contains("is the shell itself, which cannot wait for its own end"),
+        "{stderr}"
+    );
+
+    let mut other = Command::new("sleep").arg("0.5").spawn().unwrap();
+    let out = eval_ok(&format!(
+        r#"let p = pidfd_open({}); print(p.wait(0.05)); print(p.alive); print(p.wait()); print(p.alive);"#,
+        other.id()
+    ));
+    assert_eq!(out, "\ntrue\n\nfalse\n");
+    other.wait().unwrap();
+
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut shell = Command::new(assert_cmd::cargo::cargo_bin("ctrsh"))
+        .arg("-e")
+        .arg(format!(
+            r#"let p = pidfd_open({}); print("ready"); p.wait(); print("ended");"#,
+            other.id()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rd = BufReader::new(shell.stdout.take().unwrap());
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    std::thread::sleep(Duration::from_millis(100));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shell.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = shell.wait().unwrap();
+    let still = other.try_wait().unwrap().is_none();
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(st.code(), Some(143));
+    assert!(
+        still,
+        "the TERM was passed on to a process ctrsh does not own"
     );
 }
 

@@ -153,7 +153,10 @@ pub fn register(api: &mut Api) {
         "unshare(kinds: array)",
         "Move the shell itself into new namespaces of the given kinds (\"user\", \"mnt\", \"net\",\n\
          \"pid\", \"uts\", \"ipc\", \"cgroup\", \"time\"). New pid and time namespaces apply to\n\
-         children the shell creates afterwards.\nExample:\n    unshare([\"net\"]); print(links());",
+         children the shell creates afterwards. The first child is the new pid namespace's\n\
+         init: once it exits, no process can be created there. While children go there, no\n\
+         other pid namespace can be made either: containers want spawn's ns: [\"pid\"].\n\
+         Example:\n    unshare([\"net\"]); print(links());",
         |kinds: Array| -> RResult<()> {
             let kinds = kinds_arg("unshare", "kinds", &kinds)?;
             if kinds.is_empty() {

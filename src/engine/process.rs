@@ -215,10 +215,13 @@ impl Process {
     /// Wait for the process to end. Signals the shell receives meanwhile (TERM, INT, HUP,
     /// QUIT, USR1, USR2, WINCH) are passed on to it, as `docker run` does. Returns the
     /// status (128+N when killed by signal N), or None for a process that is not our child
-    /// (its status is not ours to read).
+    /// (its status is not ours to read; see [`Process::wait_other`]).
     pub fn wait(&self, timeout_ms: Option<i32>) -> Result<Option<i32>> {
         if let Some(c) = self.state.status.get() {
             return Ok(Some(c));
+        }
+        if !self.state.child {
+            return self.wait_other(timeout_ms);
         }
         let _fw = signals::Forwarding::start();
         let deadline = timeout_ms
@@ -257,14 +260,54 @@ impl Process {
                 continue; // a signal or the deadline
             }
             // The pidfd is readable: the process has exited.
-            if !self.state.child {
-                return Ok(None);
-            }
             match wait::reap(fd, false) {
                 Ok(Some(c)) => return Ok(Some(self.reaped(c))),
                 Ok(None) => continue,
                 Err(e) if e.errno() == Some(Errno::EINTR) => continue,
                 Err(e) => return Err(e.name(format!("pid {}", self.pid))),
+            }
+        }
+    }
+
+    /// Wait for the end of a process that is not our child (pidfd_open, a named container):
+    /// it cannot be reaped and its status is its parent's to read, so this returns None,
+    /// also after `timeout_ms`. Nothing is passed on to a process the shell does not own:
+    /// INT, TERM and HUP stop the wait (and the script) as they stop `sleep`. The shell
+    /// itself is refused: its own end never comes while it waits for it.
+    fn wait_other(&self, timeout_ms: Option<i32>) -> Result<Option<i32>> {
+        let fd = self.fd().ok_or_else(|| {
+            SysError::os("wait", Errno::ENOSYS)
+                .detail("waiting for a process that is not a child needs a pidfd")
+        })?;
+        if self.pid == std::process::id() as i32 && !wait::exited(fd, 0).unwrap_or(true) {
+            return Err(SysError::invalid(
+                "wait",
+                format!("pid {}", self.pid),
+                "this is the shell itself, which cannot wait for its own end",
+            )
+            .hint("wait for a child instead (spawn, fork); pidfd_open(pid()) is for the shell's namespaces"));
+        }
+        let deadline = timeout_ms
+            .map(|t| std::time::Instant::now() + std::time::Duration::from_millis(t as u64));
+        // The interrupting signals are blocked except inside ppoll, so one that arrives
+        // between the check and the wait still cuts the wait short.
+        let mut stops = nix::sys::signal::SigSet::empty();
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            stops.add(sig);
+        }
+        let blocked = signals::Blocked::new(&stops)?;
+        loop {
+            if let Some(sig) = signals::take() {
+                // Left pending: the interpreter stops the script on it.
+                signals::set_pending(sig);
+                return Err(signals::interrupted_error("wait").name(format!("pid {}", self.pid)));
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(None);
+            }
+            let mut fds = [tty::pollfd(fd, libc::POLLIN)];
+            if signals::ppoll(&mut fds, deadline, &blocked.old)? > 0 {
+                return Ok(None); // readable: it has exited
             }
         }
     }
@@ -374,6 +417,19 @@ fn status_dyn(s: Option<i32>) -> Dynamic {
     s.map_or(Dynamic::UNIT, |c| Dynamic::from(c as i64))
 }
 
+/// `Process.wait` for a script: a wait cut short by INT/TERM/HUP (left pending by
+/// [`Process::wait_other`]) stops the script as the signal does elsewhere (128+N).
+fn wait_script(p: &Process, timeout_ms: Option<i32>) -> RResult<Dynamic> {
+    match p.wait(timeout_ms) {
+        Ok(s) => Ok(status_dyn(s)),
+        Err(e) if e.errno() == Some(Errno::EINTR) => match signals::take() {
+            Some(sig) => Err(super::control::interrupt_err(sig)),
+            None => Err(sys_err(e)),
+        },
+        Err(e) => Err(sys_err(e)),
+    }
+}
+
 pub fn register(api: &mut Api) {
     api.ty::<Process>("Process");
     api.engine
@@ -404,14 +460,18 @@ pub fn register(api: &mut Api) {
         "Wait for the process to end and return its exit status: the exit code, or 128+N when\n\
          signal N killed it (137 for SIGKILL), as shells report it. Signals the shell gets\n\
          meanwhile (TERM, INT, HUP, QUIT, USR1, USR2, WINCH) are passed on to it. For a process\n\
-         that is not the shell's child (from pidfd_open) it waits for the end and returns ().\n\
+         that is not the shell's child (pidfd_open, container(NAME)) it only waits for the end\n\
+         and returns (): its status is its parent's to read, and no signal is passed on to it\n\
+         (INT, TERM and HUP stop the script, as during sleep). Waiting for the shell itself\n\
+         (pidfd_open(pid())) is an error.\n\
          Example:\n    let code = spawn(#{ cmd: [\"sh\", \"-c\", \"exit 7\"] }).wait();   // 7",
-        |p: &mut Process| -> RResult<Dynamic> { p.wait(None).map(status_dyn).script() },
+        |p: &mut Process| -> RResult<Dynamic> { wait_script(p, None) },
     );
     api.func(
         "wait",
         "Process.wait(seconds: int|float) -> int or ()",
-        "Wait at most `seconds`; the exit status, or () when it is still running.\n\
+        "Wait at most `seconds`; the exit status, or () when it is still running (always ()\n\
+         for a process that is not the shell's child: `.alive` tells whether it ended).\n\
          Example:\n    let p = spawn(#{ cmd: [\"sleep\", \"10\"] });\n    if p.wait(0.5) == () { p.kill(); }",
         |p: &mut Process, secs: Dynamic| -> RResult<Dynamic> {
             let s = secs
@@ -422,7 +482,7 @@ pub fn register(api: &mut Api) {
                 return Err(arg_err("wait", "seconds", format!("{s} is not a duration")));
             }
             let ms = (s * 1000.0).min(i32::MAX as f64) as i32;
-            p.wait(Some(ms)).map(status_dyn).script()
+            wait_script(p, Some(ms))
         },
     );
     api.func(

@@ -170,11 +170,7 @@ fn stdio(o: &Opts, key: &str, keep: &mut Vec<Rc<OwnedFd>>, capture_ok: bool) -> 
         return Ok(Stdio::Fd(f.fd.as_raw_fd()));
     }
     if let Ok(n) = v.as_int() {
-        let fd = super::error::int_arg::<i32>(o.op, key, n)?;
-        if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
-            return Err(arg_err(o.op, key, format!("the shell has no open fd {fd}")));
-        }
-        return Ok(Stdio::Fd(fd));
+        return shell_fd(o.op, key, "", n).map(Stdio::Fd);
     }
     let s = v.clone().into_string().map_err(|t| {
         arg_err(
@@ -210,10 +206,30 @@ fn stdio(o: &Opts, key: &str, keep: &mut Vec<Rc<OwnedFd>>, capture_ok: bool) -> 
     }
 }
 
-/// A borrowed view of a raw descriptor number only to ask the kernel about it.
-fn unsafe_borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: used only for an F_GETFD probe; an invalid number just fails with EBADF.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+/// An fd number of the shell given for option `key` (`what` prefixes the message, e.g.
+/// "fd 3: "): a descriptor number the shell has open.
+fn shell_fd(op: &str, key: &str, what: &str, n: i64) -> RResult<RawFd> {
+    let fd = super::error::int_arg::<i32>(op, key, n)?;
+    // Checked before the probe: BorrowedFd must never hold -1 (it panics), and no
+    // negative number is a descriptor.
+    if fd < 0 {
+        return Err(arg_err(
+            op,
+            key,
+            format!("{what}{fd} is not a descriptor number (they are 0 or more)"),
+        ));
+    }
+    // SAFETY: a non-negative number borrowed only for an F_GETFD probe; one that is not
+    // open just fails with EBADF.
+    let probe = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    if nix::fcntl::fcntl(probe, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        return Err(arg_err(
+            op,
+            key,
+            format!("{what}the shell has no open fd {fd}"),
+        ));
+    }
+    Ok(fd)
 }
 
 fn id_map(o: &Opts, key: &str) -> RResult<Option<IdMap>> {
@@ -430,15 +446,7 @@ fn fds_of(o: &Opts, keep: &mut Vec<Rc<OwnedFd>>) -> RResult<Vec<(RawFd, RawFd)>>
             keep.push(f.fd.clone());
             f.fd.as_raw_fd()
         } else if let Ok(n) = val.as_int() {
-            let fd = super::error::int_arg::<i32>(o.op, "fds", n)?;
-            if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
-                return Err(arg_err(
-                    o.op,
-                    "fds",
-                    format!("the shell has no open fd {fd}"),
-                ));
-            }
-            fd
+            shell_fd(o.op, "fds", &format!("fd {k}: "), n)?
         } else {
             return Err(arg_err(
                 o.op,
@@ -923,9 +931,18 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
                     0,
                 )
             };
-            let outcome = Outcome::from_result(body.call_within_context::<Dynamic>(&ctx, ()));
+            let outcome = Outcome::from_result(
+                body.call_within_context::<Dynamic>(&ctx, ())
+                    .and_then(|v| fork_status(&v).map(|c| Dynamic::from(i64::from(c))))
+                    .map_err(|mut e| {
+                        if e.position().is_none() {
+                            e.set_position(ctx.call_position());
+                        }
+                        e
+                    }),
+            );
             let code = match &outcome {
-                Outcome::Value(v) => v.as_int().map(|n| n.clamp(0, 255) as i32).unwrap_or(0),
+                Outcome::Value(v) => v.as_int().map_or(0, |n| n as i32),
                 Outcome::Error(e) => {
                     let src = ctx.call_source().unwrap_or("<script>").to_string();
                     eprint!("{}", super::report::render_runtime(e, &src, &[]));
@@ -959,6 +976,28 @@ fn one_string_command(op: &str, arg: &str, v: &Dynamic) -> RResult<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The exit status a fork closure's result stands for: () is 0, an int 0..=255 is itself.
+/// Anything else is an error (status 1), never a silent success: a negative int usually
+/// means failure, and a string or a handle is no status at all.
+fn fork_status(v: &Dynamic) -> RResult<i32> {
+    if v.is_unit() {
+        return Ok(0);
+    }
+    let why = match v.as_int() {
+        Ok(n) => match i32::try_from(n).ok().filter(|c| (0..=255).contains(c)) {
+            Some(c) => return Ok(c),
+            None => format!("the closure returned {n}: an exit status is 0..=255"),
+        },
+        Err(t) => format!(
+            "the closure returned {}, not an exit status",
+            super::error::a_type(t)
+        ),
+    };
+    Err(sys_err(SysError::invalid("fork", "body", why).hint(
+        "end the closure with an int 0..=255, exit(n), or () for 0",
+    )))
 }
 
 /// `exec(argv)`: replace the shell process. What the recipe created stays as it is (the
@@ -1082,8 +1121,9 @@ pub fn register(api: &mut Api) {
         "fork(body: fn) -> Process",
         "Run the closure in a forked copy of the shell. The child may move itself (unshare,\n\
          setns, sethostname) without touching the shell, and may end in exec([...]). Its\n\
-         integer result is its exit status (() is 0; an error prints and is 1). The child is\n\
-         killed when the recipe ends.\n\
+         result is its exit status: an int 0..=255 as it is, () as 0. An error prints and is\n\
+         1, and so is any other result (an int outside 0..=255, a string, a map, a handle):\n\
+         never a silent success. The child is killed when the recipe ends.\n\
          Example:\n    let p = fork(|| { unshare([\"uts\"]); sethostname(\"x\"); exec([\"hostname\"]) });\n    p.wait();",
         fork_fn,
     );

@@ -9,11 +9,10 @@
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::error::SysError;
-use super::wait::status_code;
+use super::wait::status_of_wait;
 
 /// Signals init passes on to the payload.
 pub const FORWARDED: [Signal; 7] = [
@@ -91,22 +90,29 @@ fn supervise(payload: Pid, set: &SigSet) -> ! {
             continue;
         }
         // Reap everything that is ready: the payload and any orphan re-parented to us.
+        // The raw status word: a payload killed by any signal, a real-time one included,
+        // must end init with 128+N (nix's waitpid fails after reaping such a child).
         loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => break,
-                Ok(ws) => {
-                    if ws.pid() == Some(payload) {
-                        if let Some(code) = status_code(ws) {
-                            // Everything else in the namespace is killed by the kernel
-                            // when init exits.
-                            // SAFETY: _exit ends the process without running Rust or C
-                            // cleanup that belongs to the launcher.
-                            unsafe { libc::_exit(code) };
-                        }
-                    }
+            let mut status: libc::c_int = 0;
+            // SAFETY: waitpid writes the status word into a local.
+            let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if r == 0 {
+                break; // children left, none ready
+            }
+            if r < 0 {
+                match Errno::last() {
+                    Errno::EINTR => continue,
+                    _ => break, // ECHILD
                 }
-                Err(Errno::EINTR) => continue,
-                Err(_) => break, // ECHILD
+            }
+            if r == payload.as_raw() {
+                if let Some(code) = status_of_wait(status) {
+                    // Everything else in the namespace is killed by the kernel when init
+                    // exits.
+                    // SAFETY: _exit ends the process without running Rust or C cleanup
+                    // that belongs to the launcher.
+                    unsafe { libc::_exit(code) };
+                }
             }
         }
     }

@@ -111,6 +111,33 @@ pub fn clone_flags(kinds: &[NsKind]) -> CloneFlags {
         .fold(CloneFlags::empty(), |acc, k| acc | k.clone_flag())
 }
 
+/// Where this process's new children go, as far as pid namespaces are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildrenPidNs {
+    /// Its own pid namespace.
+    Own,
+    /// Another one that has had an init (after setns into a pid namespace, or an unshare
+    /// whose first child was created). Only such a namespace can have lost its init: when a
+    /// namespace's init exits, every other process in it is killed, this one too.
+    Other,
+    /// A namespace unshared but still without a process (its first child will be its init;
+    /// the kernel shows no `pid_for_children` until then).
+    Unpopulated,
+    /// /proc could not say.
+    Unknown,
+}
+
+/// Which pid namespace this process's new children go to ([`ChildrenPidNs`]).
+pub fn children_pid_ns() -> ChildrenPidNs {
+    let ino = |entry: &str| std::fs::metadata(format!("/proc/self/ns/{entry}")).map(|m| m.ino());
+    match (ino("pid"), ino("pid_for_children")) {
+        (Ok(own), Ok(children)) if own == children => ChildrenPidNs::Own,
+        (Ok(_), Ok(_)) => ChildrenPidNs::Other,
+        (Ok(_), Err(e)) if e.kind() == std::io::ErrorKind::NotFound => ChildrenPidNs::Unpopulated,
+        _ => ChildrenPidNs::Unknown,
+    }
+}
+
 /// An open namespace: the fd keeps it alive while any handle to it exists.
 #[derive(Debug)]
 pub struct NsFd {

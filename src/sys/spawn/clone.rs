@@ -8,9 +8,9 @@
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sched::CloneFlags;
 
 use crate::sys::error::{Result, SysError};
+use crate::sys::ns::{self, ChildrenPidNs, NsKind};
 
 const CLONE_PIDFD: u64 = 0x1000;
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
@@ -43,9 +43,10 @@ pub enum Forked {
     },
 }
 
-/// Clone a child with namespace `flags`, a pidfd, and (when `cgroup` is given and clone3
-/// exists) directly into that cgroup v2 directory.
-pub fn clone_child(flags: CloneFlags, cgroup: Option<RawFd>) -> Result<Forked> {
+/// Clone a child in new namespaces of `kinds`, with a pidfd, and (when `cgroup` is given
+/// and clone3 exists) directly into that cgroup v2 directory.
+pub fn clone_child(kinds: &[NsKind], cgroup: Option<RawFd>) -> Result<Forked> {
+    let flags = ns::clone_flags(kinds);
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: flags.bits() as u64 | CLONE_PIDFD,
@@ -79,15 +80,15 @@ pub fn clone_child(flags: CloneFlags, cgroup: Option<RawFd>) -> Result<Forked> {
         });
     }
     match Errno::last() {
-        Errno::ENOSYS => clone_legacy(flags),
-        e => Err(clone_error(e, flags, cgroup.is_some())),
+        Errno::ENOSYS => clone_legacy(kinds),
+        e => Err(clone_error(e, kinds, cgroup.is_some())),
     }
 }
 
 /// clone(2) without a stack (fork-like), with CLONE_PIDFD where the kernel has it.
-fn clone_legacy(flags: CloneFlags) -> Result<Forked> {
+fn clone_legacy(kinds: &[NsKind]) -> Result<Forked> {
     let mut pidfd: RawFd = -1;
-    let all = flags.bits() as libc::c_ulong
+    let all = ns::clone_flags(kinds).bits() as libc::c_ulong
         | CLONE_PIDFD as libc::c_ulong
         | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: stack 0 makes clone fork-like (see clone_child); the third argument is the
@@ -110,13 +111,46 @@ fn clone_legacy(flags: CloneFlags) -> Result<Forked> {
             pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
             into_cgroup: false,
         }),
-        _ => Err(clone_error(Errno::last(), flags, false)),
+        _ => Err(clone_error(Errno::last(), kinds, false)),
     }
 }
 
-fn clone_error(e: Errno, flags: CloneFlags, cgroup: bool) -> SysError {
-    let err = SysError::os("clone3", e).detail(format!("namespaces {flags:?}"));
+/// The error of a failed clone, naming the namespaces as scripts do ("net, uts").
+fn clone_error(e: Errno, kinds: &[NsKind], cgroup: bool) -> SysError {
+    let mut err = SysError::os("clone3", e);
+    if !kinds.is_empty() {
+        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        err = err.detail(format!("new namespaces {}", names.join(", ")));
+    }
     match e {
+        // alloc_pid fails with ENOMEM once the pid namespace new processes go to has lost
+        // its init: nothing can be created in it any more.
+        Errno::ENOMEM if ns::children_pid_ns() == ChildrenPidNs::Other => {
+            let what = "the pid namespace has no init any more (its first process exited): no process can be created in it";
+            let detail = match &err.detail {
+                Some(d) => format!("{d}: {what}"),
+                None => what.to_string(),
+            };
+            err.detail(detail).hint(
+                "after unshare([\"pid\"]) or entering a pid namespace, the shell's next child is \
+                 that namespace's init; leave the shell's own pid namespace alone and give each \
+                 container one of its own (spawn with ns: [\"pid\"])",
+            )
+        }
+        // copy_pid_ns refuses a new pid namespace unless new children would go to the
+        // caller's own one.
+        Errno::EINVAL
+            if kinds.contains(&NsKind::Pid)
+                && matches!(
+                    ns::children_pid_ns(),
+                    ChildrenPidNs::Other | ChildrenPidNs::Unpopulated
+                ) =>
+        {
+            err.hint(
+                "a new pid namespace can only be made from the shell's own: its children go to \
+                 another one (after unshare([\"pid\"]) or entering a pid namespace)",
+            )
+        }
         Errno::EPERM => err.hint("creating namespaces other than user needs CAP_SYS_ADMIN; add \"user\" to ns to create them unprivileged"),
         Errno::ENOSPC | Errno::EUSERS => err.hint("a namespace count limit was reached: see /proc/sys/user/max_*_namespaces"),
         Errno::EBUSY if cgroup => err.hint("the cgroup has controllers enabled in cgroup.subtree_control, so it cannot hold processes"),
@@ -127,7 +161,7 @@ fn clone_error(e: Errno, flags: CloneFlags, cgroup: bool) -> SysError {
 
 /// fork(2) for `fork(|| ...)`, returning a pidfd for the child.
 pub fn fork() -> Result<Forked> {
-    clone_child(CloneFlags::empty(), None)
+    clone_child(&[], None)
 }
 
 /// Fork a server process (debug_shell, syslogd) that runs `serve`: in the child, a session

@@ -225,7 +225,7 @@ pub fn start(plan: &Plan) -> Result<Pending> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let guard = NsGuard::enter(&joined)?;
-    let forked = clone::clone_child(super::ns::clone_flags(&at_clone), plan.cgroup_fd);
+    let forked = clone::clone_child(&at_clone, plan.cgroup_fd);
     let forked = match forked {
         Ok(Forked::Child) => {
             // The guard's copy in the child must never run: the child stays where it is.
