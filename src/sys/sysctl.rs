@@ -86,8 +86,14 @@ pub fn write(ns: Option<&NsFd>, key: &str, value: &str) -> Result<()> {
             .open(&path)
             .map_err(|e| io_err("sysctl", key, &path, &e))?;
         // One write, as sysctl(8) does: /proc/sys parses the whole buffer at once.
-        file.write_all(value.as_bytes())
-            .map_err(|e| io_err("sysctl", key, &path, &e).detail(format!("= {value:?}")))
+        file.write_all(value.as_bytes()).map_err(|e| {
+            let err = io_err("sysctl", key, &path, &e).detail(format!("writing {value:?}"));
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                err.hint(format!("the kernel refused {value:?} for {key}: see its current value for the form it takes"))
+            } else {
+                err
+            }
+        })
     })
 }
 
