@@ -828,6 +828,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
             || sysctl("net.ipv4.no_such_key"),
             || sysctl("kernel.hostname", #{ ns: other }),
             || sysctl("kernel.hostname", sysctl("kernel.hostname"), #{ ns: other }),
+            || sysctl("net.ipv4.ip_forward", "abc", #{ ns: other }),
             || vxlan("vx9", #{ remote: "10.0.0.2" }),
             || vxlan("vx9", #{ vni: 5, group: "10.0.0.2" }),
             || bridge("br9", #{ mtu: 10 }),
@@ -844,7 +845,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
     );
     let errs: Vec<&str> = out.lines().filter(|l| l.starts_with("ERR ")).collect();
     assert!(!out.contains("NO ERROR"), "{out}");
-    assert_eq!(errs.len(), 32, "{out}");
+    assert_eq!(errs.len(), 33, "{out}");
     let want = [
         "veth(name_a): \"a-name-of-16-chr\" is 16 bytes; interface names are at most 15",
         "veth(name_a): an interface name cannot be empty",
@@ -873,6 +874,7 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_is_left_half_made() {
         // Only net.* keys are a network namespace's: others would be the shell's (host's).
         "sysctl(key): \"kernel.hostname\" is not a network namespace key",
         "sysctl(key): \"kernel.hostname\" is not a network namespace key",
+        "net.ipv4.ip_forward): writing \"abc\"",
         "vxlan(vni): the option \"vni\" is required",
         "vxlan(group): 10.0.0.2 is not a multicast address",
         "bridge(mtu): 10 is not an MTU",
