@@ -35,6 +35,9 @@ pub struct LinkData {
     pub peer: Option<std::rc::Weak<RefCell<LinkData>>>,
     /// Deleted through this handle (or its peer's).
     pub gone: bool,
+    /// Where the recipe's registration of an owned link looks for it (it holds no
+    /// namespace open): kept up to date when the link moves or is renamed.
+    pub spot: Option<Rc<RefCell<own::Spot>>>,
 }
 
 /// A network interface in some network namespace.
@@ -52,6 +55,7 @@ impl Link {
             created: false,
             peer: None,
             gone: false,
+            spot: None,
         })))
     }
 
@@ -610,7 +614,11 @@ fn rename(l: &mut Link, to: &str) -> RResult<()> {
     const OP: &str = "rename";
     check_name(OP, "name", to)?;
     l.change(OP, &Change::Name(to))?;
-    l.0.borrow_mut().name = to.to_string();
+    let mut d = l.0.borrow_mut();
+    d.name = to.to_string();
+    if let Some(s) = &d.spot {
+        s.borrow_mut().name = to.to_string();
+    }
     Ok(())
 }
 
@@ -628,6 +636,11 @@ fn move_to(l: &mut Link, target: Dynamic) -> RResult<()> {
         super::super::error::sys_err(e)
     })?;
     let mut d = l.0.borrow_mut();
+    if let Some(spot) = &d.spot {
+        let mut spot = spot.borrow_mut();
+        spot.ns = own::NsRef::new(&to);
+        spot.index = s.index;
+    }
     d.ns = to;
     d.index = s.index;
     Ok(())
