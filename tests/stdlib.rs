@@ -429,3 +429,28 @@ fn router_nat_public_host_sees_the_router_address() {
         "{out}"
     );
 }
+
+#[test]
+fn addr_v6_host_refuses_a_host_outside_the_prefix() {
+    let out = eval_ok(
+        r#"import "net/addr" as addr;
+        print(addr::v6_host("fd00::/120", 255));
+        print(addr::v6_host("fd00::100/120", 3));
+        print(addr::v6_host("fd00::/127", 1));
+        for c in [["fd00::/120", 300], ["fd00::/128", 5], ["fd00::/127", 2]] {
+            try { print(`accepted ${addr::v6_host(c[0], c[1])}`); } catch (e) { print(e); }
+        }"#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "fd00::ff/120",
+            "fd00::103/120",
+            "fd00::1/127",
+            "host 300 does not fit in fd00::/120",
+            "host 5 does not fit in fd00::/128",
+            "host 2 does not fit in fd00::/127",
+        ]
+    );
+}
