@@ -92,6 +92,29 @@ fn link_down_stops_traffic_and_link_up_restores_it() {
     assert!(out.contains("pingall 0.0"), "{out}");
 }
 
+#[test]
+fn link_down_and_link_up_twice_lose_no_route() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"
+        import "net/topology" as topo;
+        let t = topo::linear(3);
+        let count = || t.hosts.map(|h| routes(#{ ns: h.ns }).len());
+        let before = count.call();
+        t.link_down("h1", "h2");
+        t.link_down("h1", "h2");
+        t.link_up("h1", "h2");
+        t.link_up("h1", "h2");
+        print(`routes ${count.call() == before} ${before}`);
+        print(`pingall ${t.pingall().loss}`);
+        "#,
+    );
+    assert!(out.contains("routes true"), "{out}");
+    assert!(out.contains("pingall 0.0"), "{out}");
+}
+
 /// Everything of `tag` visible from the host: links in the host netns, cgroup directories
 /// in any hierarchy, mounts, processes.
 fn leftovers(tag: &str) -> Vec<String> {
