@@ -147,6 +147,55 @@ fn ipv6_topologies_and_routers_forward_right_after_they_are_built() {
     );
 }
 
+/// bridge::plug counts an explicit address as given out: before, the next plug got the same
+/// address (host k + 2 of port k, whatever the ports' addresses were).
+#[test]
+fn bridge_plug_never_gives_out_an_address_in_use() {
+    if !need_root() {
+        return;
+    }
+    let tag = unique("bp");
+    let out = eval_ok(&format!(
+        r#"
+        import "net/bridge" as bridge;
+        let br = bridge::common("{tag}", #{{ subnet: "10.88.0.0/24", subnet6: "fd00:88::/64" }});
+        let a = bridge::plug(br, netns_new(), #{{ addr: "10.88.0.3/24" }});
+        let b = bridge::plug(br, netns_new());
+        let c = bridge::plug(br, netns_new());
+        print(`addrs ${{[a.addr, a.addr6, b.addr, b.addr6, c.addr, c.addr6]}}`);
+        for o in [#{{ addr: "10.88.0.3/24" }}, #{{ addr6: "fd00:88::4/64" }}, #{{ addr: "10.88.0.1/24" }}] {{
+            try {{ bridge::plug(br, netns_new(), o); print("accepted"); }} catch (e) {{ print(e); }}
+        }}
+        print(`ping ${{run(#{{ cmd: ["ping", "-c", "1", "-W", "1", "10.88.0.3"], join: #{{ net: b.link.ns }}, stdout: "null" }})}}`);
+        print(`ports ${{links(#{{ ns: br.ns }}).len()}}`);
+        "#
+    ));
+    assert!(
+        out.contains(r#"addrs ["10.88.0.3/24", "fd00:88::3/64", "10.88.0.2/24", "fd00:88::2/64", "10.88.0.4/24", "fd00:88::4/64"]"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "bridge::plug(addr): 10.88.0.3/24 is taken (port {tag}-p1 of {tag} has host 3)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "bridge::plug(addr6): fd00:88::4/64 is taken (port {tag}-p2 of {tag} has host 4)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("bridge::plug(addr): 10.88.0.1/24 is the bridge's own address"),
+        "{out}"
+    );
+    assert!(!out.contains("accepted"), "{out}");
+    assert!(out.contains("ping 0"), "{out}");
+    // lo, the bridge and three ports: the refused plugs made nothing.
+    assert!(out.contains("ports 5"), "{out}");
+}
+
 /// Everything of `tag` visible from the host: links in the host netns, cgroup directories
 /// in any hierarchy, mounts, processes.
 fn leftovers(tag: &str) -> Vec<String> {
