@@ -366,6 +366,14 @@ fn bad_ctr_and_bridge_options_fail_before_anything_is_made() {
             format!("import \"net/bridge\" as b; b::common(\"{tag}\", #{{ subnt: \"10.9.0.0/24\" }})"),
             "bridge::common(subnt): unknown option \"subnt\"; did you mean subnet",
         ),
+        (
+            "import \"net/bridge\" as b; b::common(\"mybridge-abcde\", #{ subnet: \"10.9.0.0/24\" })".to_string(),
+            "bridge::common(name): a name of 1 to 10 bytes (its ports are NAME-p0, NAME-p1 ..., at most 15 bytes), got \"mybridge-abcde\"",
+        ),
+        (
+            "import \"net/bridge\" as b; b::common(\"br/0\", #{ subnet: \"10.9.0.0/24\" })".to_string(),
+            "bridge::common(name): \"br/0\"",
+        ),
     ];
     for (call, want) in cases {
         let before = links_count();
