@@ -196,6 +196,44 @@ fn bridge_plug_never_gives_out_an_address_in_use() {
     assert!(out.contains("ports 5"), "{out}");
 }
 
+/// A router takes each subnet once: attached twice, both ports got host 1 and routing broke
+/// with no error.
+#[test]
+fn router_attach_refuses_a_subnet_the_router_has() {
+    if !need_root() {
+        return;
+    }
+    let out = eval_ok(
+        r#"
+        import "net/router" as router;
+        let r = router::create("rt8");
+        router::attach(r, netns_new(), #{ subnet: "10.1.0.0/24", subnet6: "fd00:1::/64" });
+        router::uplink(r, netns_new(), #{ subnet: "10.9.0.0/24" });
+        for o in [#{ subnet: "10.1.0.0/24" }, #{ subnet: "10.1.0.0/16" }, #{ subnet6: "fd00:1::/64" },
+                  #{ subnet: "10.9.0.128/25" }] {
+            try { router::attach(r, netns_new(), o); print("accepted"); } catch (e) { print(e); }
+        }
+        try { router::uplink(r, netns_new(), #{ subnet: "10.1.0.0/24", peer_if: "up2" }); print("accepted"); } catch (e) { print(e); }
+        router::attach(r, netns_new(), #{ subnet: "10.2.0.0/24" });
+        print(`links ${links(#{ ns: r.ns }).len()}`);
+        "#,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "router::attach(subnet): 10.1.0.0/24 is in use on router rt8 (10.1.0.1/24 on rt8-p0)",
+            "router::attach(subnet): 10.1.0.0/16 is in use on router rt8 (10.1.0.1/24 on rt8-p0)",
+            "router::attach(subnet6): fd00:1::/64 is in use on router rt8 (fd00:1::1/64 on rt8-p0)",
+            "router::attach(subnet): 10.9.0.128/25 is in use on router rt8 (10.9.0.2/24 on rt8-up)",
+            "router::uplink(subnet): 10.1.0.0/24 is in use on router rt8 (10.1.0.1/24 on rt8-p0)",
+            // lo, p0, up and the new p1: the refused ones made nothing.
+            "links 4",
+        ],
+        "{out}"
+    );
+}
+
 /// Everything of `tag` visible from the host: links in the host netns, cgroup directories
 /// in any hierarchy, mounts, processes.
 fn leftovers(tag: &str) -> Vec<String> {
