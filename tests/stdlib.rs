@@ -547,6 +547,114 @@ fn ctr_limits_put_the_container_in_a_cgroup_that_goes_away() {
     assert!(leftovers(&format!("ctr-{pid}")).is_empty());
 }
 
+/// A netns made with `ip netns add`, deleted on drop: it outlives ctrsh like the host's.
+struct NamedNs(String);
+
+impl NamedNs {
+    fn new(tag: &str) -> NamedNs {
+        assert!(Command::new("ip")
+            .args(["netns", "add", tag])
+            .status()
+            .unwrap()
+            .success());
+        NamedNs(tag.to_string())
+    }
+    fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for NamedNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Wait up to 5 s for `f` to hold (a dying network namespace takes its links a little later).
+fn eventually(f: impl Fn() -> bool) -> bool {
+    for _ in 0..50 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_detached_container_keeps_its_cgroup_links_and_routes() {
+    if !need_root() {
+        return;
+    }
+    let tag = unique("dt");
+    let host = NamedNs::new(&tag);
+    let spec = |cmd: &str, veth: &str| {
+        format!(
+            r#"#{{ cmd: {cmd}, detach: true, limits: #{{ pids: 20 }}, stdout: "null", stderr: "null", setup: |p| print(`pid ${{p.pid}}`),
+                net: #{{ veth: "{veth}", host_ns: ns_open("/run/netns/{tag}", "net"),
+                         addr: "10.78.0.2/24", host_addr: "10.78.0.1/24", routed: "10.79.0.0/28" }} }}"#
+        )
+    };
+    let out = eval_ok(&format!(
+        r#"import "ctr" as ctr;
+        let p = ctr::container({});
+        print(`owned ${{resources().len()}}`);"#,
+        spec(r#"["sleep", "60"]"#, &format!("{tag}a"))
+    ));
+    assert!(out.contains("owned 0"), "{out}");
+    let pid = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pid "))
+        .unwrap()
+        .to_string();
+    // The recipe has ended: the container, its cgroup, its veth and its route are there.
+    let alive = || std::path::Path::new(&format!("/proc/{pid}")).exists();
+    assert!(alive(), "the container was killed");
+    let cgroup = format!("ctr-{pid}");
+    assert!(!leftovers(&cgroup).is_empty(), "its cgroup was removed");
+    assert!(host.ip(&["-o", "link"]).contains(&format!("{tag}a")));
+    assert!(host.ip(&["route"]).contains("10.79.0.0/28 via 10.78.0.2"));
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &tag,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "10.79.0.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "the routed prefix is unreachable");
+    // Removed the documented way: the process and the cgroup go, the links with the netns.
+    eval_ok(&format!(
+        r#"cgroup("/ctrsh/{cgroup}", #{{ controllers: ["pids"] }}).remove();"#
+    ));
+    assert!(eventually(|| !alive()), "still running");
+    assert!(leftovers(&cgroup).is_empty(), "{:?}", leftovers(&cgroup));
+    assert!(eventually(|| !host.ip(&["-o", "link"]).contains(&tag)));
+
+    // A detached start that fails after setup leaves nothing either.
+    let out = eval(&format!(
+        r#"import "ctr" as ctr; ctr::container({});"#,
+        spec(&format!(r#"["/nonexistent-{tag}"]"#), &format!("{tag}b"))
+    ));
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pid = stdout.lines().find_map(|l| l.strip_prefix("pid ")).unwrap();
+    assert!(leftovers(&format!("ctr-{pid}")).is_empty());
+    assert!(eventually(|| !host.ip(&["-o", "link"]).contains(&tag)));
+    assert!(!host.ip(&["route"]).contains("10.79.0.0"));
+}
+
 #[test]
 fn template_recipe_runs_the_seven_steps() {
     if !need_root() {
