@@ -234,6 +234,43 @@ fn router_attach_refuses_a_subnet_the_router_has() {
     );
 }
 
+/// A call through an import that matches no function: the hint is about the module's
+/// function, not a global function of the same name (the container `attach`).
+#[test]
+fn a_bad_call_of_a_module_function_points_at_its_doc() {
+    let cases = [
+        (
+            r#"import "net/router" as router; router::attach(#{}, 1)"#,
+            "no variant of router::attach() takes these arguments: router::attach(map, int)",
+            "hint: `ctrsh doc router::attach` shows how to call it",
+        ),
+        (
+            r#"import "net/addr" as addr; addr::host("10.0.0.0/24")"#,
+            "no variant of addr::host() takes these arguments: addr::host(string)",
+            "hint: `ctrsh doc addr::host` shows how to call it",
+        ),
+        (
+            r#"import "net/addr" as a; a::hots("10.0.0.0/24", 1)"#,
+            "no function a::hots() takes these arguments",
+            "",
+        ),
+        (
+            r#"import "net/addr" as addr; addr::hots("10.0.0.0/24", 1)"#,
+            "no function addr::hots() takes these arguments",
+            "hint: did you mean addr::host?",
+        ),
+    ];
+    for (code, msg, hint) in cases {
+        let err = eval_err(code);
+        assert!(err.contains(msg), "{code}: {err}");
+        assert!(err.contains(hint), "{code}: {err}");
+        assert!(
+            !err.contains("ctrsh doc attach`") && !err.contains("hostname"),
+            "{code}: {err}"
+        );
+    }
+}
+
 /// Everything of `tag` visible from the host: links in the host netns, cgroup directories
 /// in any hierarchy, mounts, processes.
 fn leftovers(tag: &str) -> Vec<String> {
