@@ -164,7 +164,7 @@ fn bridge_plug_never_gives_out_an_address_in_use() {
         let c = bridge::plug(br, netns_new());
         print(`addrs ${{[a.addr, a.addr6, b.addr, b.addr6, c.addr, c.addr6]}}`);
         for o in [#{{ addr: "10.88.0.3/24" }}, #{{ addr6: "fd00:88::4/64" }}, #{{ addr: "10.88.0.1/24" }}] {{
-            try {{ bridge::plug(br, netns_new(), o); print("accepted"); }} catch (e) {{ print(e); }}
+            try {{ bridge::plug(br, netns_new(), o); print("accepted"); }} catch (e) {{ print(e.message); }}
         }}
         print(`ping ${{run(#{{ cmd: ["ping", "-c", "1", "-W", "1", "10.88.0.3"], join: #{{ net: b.link.ns }}, stdout: "null" }})}}`);
         print(`ports ${{links(#{{ ns: br.ns }}).len()}}`);
@@ -207,14 +207,15 @@ fn router_attach_refuses_a_subnet_the_router_has() {
         r#"
         import "net/router" as router;
         let r = router::create("rt8");
-        router::attach(r, netns_new(), #{ subnet: "10.1.0.0/24", subnet6: "fd00:1::/64" });
-        router::uplink(r, netns_new(), #{ subnet: "10.9.0.0/24" });
+        // (Kept in variables: a host namespace nobody holds dies, and its link with it.)
+        let a = router::attach(r, netns_new(), #{ subnet: "10.1.0.0/24", subnet6: "fd00:1::/64" });
+        let u = router::uplink(r, netns_new(), #{ subnet: "10.9.0.0/24" });
         for o in [#{ subnet: "10.1.0.0/24" }, #{ subnet: "10.1.0.0/16" }, #{ subnet6: "fd00:1::/64" },
                   #{ subnet: "10.9.0.128/25" }] {
-            try { router::attach(r, netns_new(), o); print("accepted"); } catch (e) { print(e); }
+            try { router::attach(r, netns_new(), o); print("accepted"); } catch (e) { print(e.message); }
         }
-        try { router::uplink(r, netns_new(), #{ subnet: "10.1.0.0/24", peer_if: "up2" }); print("accepted"); } catch (e) { print(e); }
-        router::attach(r, netns_new(), #{ subnet: "10.2.0.0/24" });
+        try { router::uplink(r, netns_new(), #{ subnet: "10.1.0.0/24", peer_if: "up2" }); print("accepted"); } catch (e) { print(e.message); }
+        let b = router::attach(r, netns_new(), #{ subnet: "10.2.0.0/24" });
         print(`links ${links(#{ ns: r.ns }).len()}`);
         "#,
     );
@@ -232,6 +233,107 @@ fn router_attach_refuses_a_subnet_the_router_has() {
         ],
         "{out}"
     );
+}
+
+/// Bad input to the stdlib modules is reported under the function and the argument, in
+/// script terms: never a rhai error map, a Rust type name or an interpreter message.
+#[test]
+fn stdlib_errors_name_the_function_and_the_argument() {
+    if !need_root() {
+        return;
+    }
+    let cases = [
+        (
+            r#"topo::linear(3, #{ ipv4: "a.b.c.d/16" })"#,
+            r#"linear(ipv4): "a.b.c.d/16" is not a CIDR"#,
+        ),
+        (
+            r#"topo::linear(3, #{ ipv4: 5 })"#,
+            r#"linear(ipv4): expected a CIDR like "10.0.0.0/24", got int"#,
+        ),
+        (
+            r#"topo::linear(3, #{ ipv6: "fd00::", family: "ipv6" })"#,
+            r#"linear(ipv6): "fd00::" is not an IPv6 prefix"#,
+        ),
+        (
+            r#"topo::linear(3, #{ ipv6: "zz::/48", family: "ipv6" })"#,
+            r#"linear(ipv6): "zz::/48" is not an IPv6 prefix"#,
+        ),
+        (
+            r#"topo::linear(3, #{ container: "yes" })"#,
+            "linear(container): expected a spawn spec",
+        ),
+        (
+            "topo::linear(3, 5)",
+            "linear(opts): options must be a map, got int",
+        ),
+        (
+            "topo::linear(3, #{ mtu: 10 })",
+            "linear(mtu): 10 is not an MTU",
+        ),
+        (
+            r#"addr::host("10.0.0.0/24", "1")"#,
+            "addr::host(n): expected an integer, got string",
+        ),
+        (
+            r#"addr::host("10.0.0.x/24", 1)"#,
+            r#"addr::host(cidr): "10.0.0.x/24" is not a CIDR"#,
+        ),
+        ("addr::ip(5)", "addr::ip(cidr): expected an address"),
+        (
+            r#"addr::to_int("+10.0.0.1")"#,
+            r#"addr::to_int(ip): "+10.0.0.1" is not an IPv4 address"#,
+        ),
+        (
+            r#"bridge::common("ctr0", #{ subnet: 10 })"#,
+            r#"bridge::common(subnet): expected a CIDR like "10.0.0.0/24", got int"#,
+        ),
+        (
+            r#"bridge::common("c", #{ subnet: "10.88.0.0/33" })"#,
+            r#"bridge::common(subnet): "10.88.0.0/33": the prefix length must be 0..=32"#,
+        ),
+        (
+            r#"router::attach(router::create("re"), netns_new(), #{ subnet: "10.1.0.0/31" })"#,
+            "router::attach(subnet): host 2 does not fit in 10.1.0.0/31",
+        ),
+        (
+            r#"nat::share(netns_new(), "r1-up", 5)"#,
+            "nat::share(subnets): expected a CIDR or an array of CIDRs, got int",
+        ),
+        (
+            r#"bridge::plug("ctr0", netns_new())"#,
+            "bridge::plug(br): expected a bridge from bridge::common(), got string",
+        ),
+        (
+            r#"router::uplink(router::create("ru"), netns_new(), #{ subnet: "203.0.113.0/24", masquerade: 5 })"#,
+            "router::uplink(masquerade): expected a CIDR or an array of CIDRs, got int",
+        ),
+    ];
+    let imports = r#"import "net/topology" as topo; import "net/addr" as addr;
+        import "net/bridge" as bridge; import "net/router" as router; import "net/nat" as nat;
+        "#;
+    for (call, want) in cases {
+        let err = eval_err(&format!("{imports}{call}"));
+        assert!(err.contains(want), "{call}: expected {want:?} in\n{err}");
+        // (The source line shown may hold a map literal; a printed rhai map has quoted keys.)
+        for bad in [
+            "#{\"",
+            "i64",
+            "ImmutableString",
+            "Error parsing",
+            "not registered",
+        ] {
+            assert!(!err.contains(bad), "{call}: {bad:?} in\n{err}");
+        }
+    }
+    // A string is one subnet to masquerade, as nat::share takes it.
+    let out = eval_ok(&format!(
+        r#"{imports}
+        let r = router::create("rs");
+        let up = router::uplink(r, netns_new(), #{{ subnet: "203.0.113.0/24", masquerade: "10.1.0.0/24" }});
+        print(up.router_addr);"#
+    ));
+    assert!(out.contains("203.0.113.2/24"), "{out}");
 }
 
 /// A call through an import that matches no function: the hint is about the module's
@@ -733,7 +835,7 @@ fn addr_v6_host_refuses_a_host_outside_the_prefix() {
         print(addr::v6_host("fd00::100/120", 3));
         print(addr::v6_host("fd00::/127", 1));
         for c in [["fd00::/120", 300], ["fd00::/128", 5], ["fd00::/127", 2]] {
-            try { print(`accepted ${addr::v6_host(c[0], c[1])}`); } catch (e) { print(e); }
+            try { print(`accepted ${addr::v6_host(c[0], c[1])}`); } catch (e) { print(e.message); }
         }"#,
     );
     let lines: Vec<&str> = out.lines().collect();
@@ -743,9 +845,9 @@ fn addr_v6_host_refuses_a_host_outside_the_prefix() {
             "fd00::ff/120",
             "fd00::103/120",
             "fd00::1/127",
-            "host 300 does not fit in fd00::/120",
-            "host 5 does not fit in fd00::/128",
-            "host 2 does not fit in fd00::/127",
+            "addr::v6_host(n): host 300 does not fit in fd00::/120",
+            "addr::v6_host(n): host 5 does not fit in fd00::/128",
+            "addr::v6_host(n): host 2 does not fit in fd00::/127",
         ]
     );
 }
