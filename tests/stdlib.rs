@@ -373,6 +373,59 @@ fn a_bad_call_of_a_module_function_points_at_its_doc() {
     }
 }
 
+/// ctr::container checks its limits and net values before the container exists, naming
+/// them as container(limits.KEY) and container(net.KEY).
+#[test]
+fn ctr_container_checks_limits_and_net_values_first() {
+    if !need_root() {
+        return;
+    }
+    let cases = [
+        (
+            r#"limits: #{ memory: "12Q" }"#,
+            r#"container(limits.memory): "12Q" is not a size"#,
+        ),
+        (
+            r#"limits: #{ memroy: "1G" }"#,
+            r#"container(limits.memroy): unknown option "memroy"; did you mean memory?"#,
+        ),
+        ("limits: 5", "container(limits): expected a map"),
+        (
+            r#"net: #{ veth: "ve-x", addr: "10.77.0.2" }"#,
+            r#"container(net.addr): "10.77.0.2" is not address/prefix-length"#,
+        ),
+        (
+            r#"net: #{ veth: "ve-x", addr: "fd00::2/64" }"#,
+            "container(net.addr): fd00::2/64 is not an IPv4 address; give it as net.addr6",
+        ),
+        (
+            r#"net: #{ veth: "ve-x", mtu: 10 }"#,
+            "container(net.mtu): 10 is not an MTU",
+        ),
+        (
+            r#"net: #{ veth: "ve-x", routed: "10.9.0.0/24" }"#,
+            "container(net.routed): 10.9.0.0/24 needs the container's link address (addr)",
+        ),
+        (
+            r#"net: #{ veth: "ve-x", addr: "10.0.0.2/24", routed: "10.9.0.1/24" }"#,
+            r#"container(net.routed): "10.9.0.1/24" has host bits set"#,
+        ),
+    ];
+    for (opt, want) in cases {
+        let out = eval(&format!(
+            r#"import "ctr" as ctr;
+            ctr::container(#{{ cmd: ["true"], setup: |p| print("STARTED"), {opt} }});"#
+        ));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{opt}: accepted");
+        assert!(err.contains(want), "{opt}: expected {want:?} in\n{err}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("STARTED"),
+            "{opt}: the container was started first"
+        );
+    }
+}
+
 /// Everything of `tag` visible from the host: links in the host netns, cgroup directories
 /// in any hierarchy, mounts, processes.
 fn leftovers(tag: &str) -> Vec<String> {
