@@ -140,6 +140,39 @@ pub fn parse_limits(op: &str, m: Map) -> RResult<Limits> {
     Ok(l)
 }
 
+/// check_limits for recipe libraries: a limits map as cgroup() takes it, checked without
+/// creating anything; an error names op(arg.KEY), e.g. container(limits.memory).
+fn check_limits(op: &str, arg: &str, v: &Dynamic) -> RResult<()> {
+    let m = v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
+        arg_err(
+            op,
+            arg,
+            format!(
+                "expected a map like #{{ memory: \"64M\", pids: 100 }}, got {}",
+                type_of(v)
+            ),
+        )
+    })?;
+    parse_limits(op, m).map(|_| ()).map_err(|e| {
+        let rhai::EvalAltResult::ErrorRuntime(val, _) = &*e else {
+            return e;
+        };
+        let Some(map) = val.read_lock::<Map>().map(|m| m.clone()) else {
+            return e;
+        };
+        let text = |k: &str| map.get(k).and_then(|v| v.clone().into_string().ok());
+        let name = match text("name") {
+            Some(key) => format!("{arg}.{key}"),
+            None => arg.to_string(),
+        };
+        let mut err = crate::sys::SysError::invalid(op, &name, text("detail").unwrap_or_default());
+        if let Some(h) = text("hint") {
+            err = err.hint(h);
+        }
+        super::error::sys_err(err)
+    })
+}
+
 fn parse_controllers(op: &str, v: Option<&Dynamic>) -> RResult<Vec<String>> {
     let Some(v) = v else {
         return Ok(Vec::new());
@@ -327,6 +360,15 @@ fn reset_targets(h: &Hierarchies, m: Map) -> RResult<Vec<(String, String)>> {
 }
 
 pub fn register(api: &mut Api) {
+    api.func(
+        "check_limits",
+        "check_limits(op: string, arg: string, limits: map)",
+        "Fail unless `limits` is a limits map cgroup() takes (memory, pids, cpu ...), checked\n\
+         without creating anything; the error names op(arg.KEY). For recipe libraries that make\n\
+         the cgroup later and want bad input refused before anything exists.\n\
+         Example:\n    check_limits(\"box\", \"limits\", #{ memory: \"64M\", pids: 100 });",
+        |op: &str, arg: &str, limits: Dynamic| check_limits(op, arg, &limits),
+    );
     api.ty::<Cgroup>("Cgroup");
     api.engine
         .register_fn("to_string", |c: &mut Cgroup| c.show());

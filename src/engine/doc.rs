@@ -42,6 +42,33 @@ pub fn stdlib_fns(engine: &Engine) -> Vec<ModuleFn> {
     out
 }
 
+/// The public functions of the stdlib modules as scripts usually call them, "router::attach"
+/// (the alias is the module's last path component), from a scan of their sources: cheap
+/// enough for an error report.
+pub fn stdlib_fn_names() -> Vec<String> {
+    let mut out = Vec::new();
+    for (module, text) in stdlib_modules() {
+        let alias = module.rsplit('/').next().unwrap_or(&module);
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("fn ") else {
+                continue;
+            };
+            let Some((name, _)) = rest.split_once('(') else {
+                continue;
+            };
+            let name = name.trim();
+            if name.contains('.') || name.starts_with('_') {
+                continue;
+            }
+            let full = format!("{alias}::{name}");
+            if !out.contains(&full) {
+                out.push(full);
+            }
+        }
+    }
+    out
+}
+
 /// The `///` lines right above the definition of `name` with `nparams` parameters in a module's
 /// source (rhai keeps comments in its AST only with its `metadata` feature, which ctrsh leaves
 /// off for start-up time).

@@ -143,7 +143,10 @@ impl Shell {
 
     /// Render an uncaught runtime error from source `main`.
     pub fn render_error(&self, err: &EvalAltResult, main: &str) -> String {
-        report::render_runtime(err, main, &self.known_names())
+        // Module functions too ("router::attach"), for calls through an import.
+        let mut known = self.known_names();
+        known.extend(doc::stdlib_fn_names());
+        report::render_runtime(err, main, &known)
     }
 }
 

@@ -213,6 +213,9 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
                 );
             }
             let shown = format!("{full}({})", args.join(", "));
+            if let Some((module, _)) = full.rsplit_once("::") {
+                return module_call(full, module, name, &shown, known);
+            }
             let near = nearest(name, known, 3);
             let hint = if near.is_empty() {
                 Some("`ctrsh doc` lists every function".to_string())
@@ -253,6 +256,48 @@ fn message_of(e: &EvalAltResult, known: &[String]) -> (String, Option<String>) {
             (text, None)
         }
     }
+}
+
+/// A call through an import (`router::attach(...)`) no function matched. `known` has the
+/// stdlib's module functions under their usual aliases; a global function of the same name
+/// (the container `attach`, `hostname`) has nothing to do with it.
+fn module_call(
+    full: &str,
+    module: &str,
+    name: &str,
+    shown: &str,
+    known: &[String],
+) -> (String, Option<String>) {
+    let qualified: Vec<String> = known.iter().filter(|k| k.contains("::")).cloned().collect();
+    // Under the alias used here, or under the stdlib's usual alias ("topo::linear" is
+    // documented as topology::linear).
+    let doc = if qualified.iter().any(|k| k == full) {
+        Some(full.to_string())
+    } else {
+        let same: Vec<&String> = qualified
+            .iter()
+            .filter(|k| k.rsplit("::").next() == Some(name))
+            .collect();
+        (same.len() == 1).then(|| same[0].clone())
+    };
+    if let Some(doc) = doc {
+        return (
+            format!("no variant of {full}() takes these arguments: {shown}"),
+            Some(format!("`ctrsh doc {doc}` shows how to call it")),
+        );
+    }
+    let prefix = format!("{module}::");
+    let siblings: Vec<String> = qualified
+        .iter()
+        .filter(|k| k.starts_with(&prefix))
+        .cloned()
+        .collect();
+    let near = nearest(full, &siblings, 3);
+    let hint = (!near.is_empty()).then(|| format!("did you mean {}?", near.join(", ")));
+    (
+        format!("no function {full}() takes these arguments: {shown}"),
+        hint,
+    )
 }
 
 /// rhai's signature of a call no function matched, `bind (&str | ImmutableString | String,

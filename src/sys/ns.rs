@@ -1,9 +1,12 @@
 //! Namespaces: kinds, handles (fds that keep a namespace alive), unshare, setns, and a guard
 //! that enters a namespace temporarily and always comes back.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+use std::rc::Rc;
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::CloneFlags;
@@ -144,6 +147,9 @@ pub struct NsFd {
     pub kind: NsKind,
     pub inode: u64,
     fd: OwnedFd,
+    /// What lives exactly as long as this handle (the netlink socket opened in the
+    /// namespace for it, which would otherwise keep the namespace alive by itself).
+    ties: RefCell<Vec<Rc<dyn Any>>>,
 }
 
 impl NsFd {
@@ -203,7 +209,13 @@ impl NsFd {
             kind,
             inode: st.st_ino,
             fd,
+            ties: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Keep `t` alive as long as this handle, and no longer.
+    pub fn tie(&self, t: Rc<dyn Any>) {
+        self.ties.borrow_mut().push(t);
     }
 
     /// Move this process into the namespace.

@@ -35,6 +35,9 @@ pub struct LinkData {
     pub peer: Option<std::rc::Weak<RefCell<LinkData>>>,
     /// Deleted through this handle (or its peer's).
     pub gone: bool,
+    /// Where the recipe's registration of an owned link looks for it (it holds no
+    /// namespace open): kept up to date when the link moves or is renamed.
+    pub spot: Option<Rc<RefCell<own::Spot>>>,
 }
 
 /// A network interface in some network namespace.
@@ -52,6 +55,7 @@ impl Link {
             created: false,
             peer: None,
             gone: false,
+            spot: None,
         })))
     }
 
@@ -166,6 +170,32 @@ pub fn mark_gone(d: &Rc<RefCell<LinkData>>) {
 
 fn check_name(op: &str, arg: &str, name: &str) -> RResult<()> {
     netaddr::ifname(op, arg, name).script()
+}
+
+/// check_cidr for recipe libraries: `v` as add_addr (or, with `prefix`, route_add's dst)
+/// takes it, the error naming op(arg); its family.
+fn check_cidr(op: &str, arg: &str, v: &Dynamic, prefix: bool) -> RResult<String> {
+    let like = if prefix {
+        "\"10.0.0.0/24\""
+    } else {
+        "\"10.0.0.2/24\""
+    };
+    let s = v.clone().into_string().map_err(|_| {
+        arg_err(
+            op,
+            arg,
+            format!("expected a CIDR like {like}, got {}", type_of(v)),
+        )
+    })?;
+    let c = if prefix {
+        match netaddr::prefix(op, arg, &s).script()? {
+            Some(c) => c,
+            None => return Err(arg_err(op, arg, "expected a prefix, not \"default\"")),
+        }
+    } else {
+        netaddr::cidr(op, arg, &s).script()?
+    };
+    Ok(if c.addr.is_ipv4() { "ipv4" } else { "ipv6" }.to_string())
 }
 
 /// A link argument that may be a Link or a name looked up in `ns`.
@@ -610,7 +640,11 @@ fn rename(l: &mut Link, to: &str) -> RResult<()> {
     const OP: &str = "rename";
     check_name(OP, "name", to)?;
     l.change(OP, &Change::Name(to))?;
-    l.0.borrow_mut().name = to.to_string();
+    let mut d = l.0.borrow_mut();
+    d.name = to.to_string();
+    if let Some(s) = &d.spot {
+        s.borrow_mut().name = to.to_string();
+    }
     Ok(())
 }
 
@@ -628,6 +662,11 @@ fn move_to(l: &mut Link, target: Dynamic) -> RResult<()> {
         super::super::error::sys_err(e)
     })?;
     let mut d = l.0.borrow_mut();
+    if let Some(spot) = &d.spot {
+        let mut spot = spot.borrow_mut();
+        spot.ns = own::NsRef::new(&to);
+        spot.index = s.index;
+    }
     d.ns = to;
     d.index = s.index;
     Ok(())
@@ -646,6 +685,27 @@ pub fn register(api: &mut Api) {
          links later and want bad names refused before anything exists.\n\
          Example:\n    check_link_name(\"box\", \"veth\", opts.veth);",
         |op: &str, arg: &str, name: &str| -> RResult<()> { check_name(op, arg, name) },
+    );
+    api.func(
+        "check_cidr",
+        "check_cidr(op: string, arg: string, cidr: string) -> string",
+        "Fail unless `cidr` is an address with its prefix length as add_addr takes it\n\
+         (\"10.0.0.2/24\", \"fd00::2/64\"), the error naming op(arg); returns its family, \"ipv4\" or\n\
+         \"ipv6\". For recipe libraries that add the address later and want bad input refused\n\
+         before anything exists.\n\
+         Example:\n    if check_cidr(\"box\", \"addr\", opts.addr) != \"ipv4\" { throw \"box(addr): an IPv4 address\"; }",
+        |op: &str, arg: &str, cidr: Dynamic| check_cidr(op, arg, &cidr, false),
+    );
+    api.func(
+        "check_cidr",
+        "check_cidr(op: string, arg: string, cidr: string, opts: map) -> string",
+        "check_cidr with options: `prefix: true` wants a prefix as route_add's dst takes it (no\n\
+         host bits: \"10.0.0.0/24\", not \"10.0.0.1/24\").\n\
+         Example:\n    check_cidr(\"box\", \"routed\", opts.routed, #{ prefix: true });",
+        |op: &str, arg: &str, cidr: Dynamic, opts: Map| -> RResult<String> {
+            let o = Opts::new("check_cidr", opts, &["prefix"])?;
+            check_cidr(op, arg, &cidr, o.bool("prefix", false)?)
+        },
     );
     api.getter(
         "Link",

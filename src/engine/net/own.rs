@@ -6,14 +6,21 @@
 //! nothing else holds takes all its links, addresses and routes with it when the shell
 //! lets go, in one kernel batch, where deleting links one by one costs ~16 ms each.
 //! Something already gone (deleted through a handle, or with its peer) is not an error.
+//!
+//! A registration holds no namespace open: it keeps the namespace's inode and a weak
+//! reference to the handle the script used. While the script holds a handle, that is the
+//! way in; once it has dropped them all, the namespace either died (and took the resource
+//! with it: the registration is forgotten, `cleanup::own_while`) or something outside the
+//! shell keeps it, and `pinned::find` opens it again there. So dropping a topology frees
+//! its namespaces at once, and nothing is left behind at the end either way.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use nix::errno::Errno;
 
 use super::super::cleanup::{self, OwnId};
-use super::link::{mark_gone, Link};
+use super::link::{mark_gone, Link, LinkData};
 use super::nl_sys;
 use crate::sys::netaddr::Cidr;
 use crate::sys::netlink::route::Route;
@@ -35,37 +42,117 @@ fn gone(e: Option<Errno>) -> bool {
     )
 }
 
-/// Tear down the links `ends` (one link, or the two ends of a veth): delete through an end
-/// whose namespace stays; if none stays, the namespaces take them.
-fn teardown(ends: &[Link]) -> Result<(), SysError> {
-    for l in ends {
-        let (ns, index, name, is_gone) = {
-            let d = l.0.borrow();
-            (d.ns.clone(), d.index, d.name.clone(), d.gone)
-        };
-        if is_gone {
-            return Ok(());
-        }
-        if pinned::outlives_shell(&ns) {
-            return match nl::delete(&ns, index) {
-                Ok(()) => {
-                    mark_gone(&l.0);
-                    Ok(())
-                }
-                Err(f) if gone(f.errno()) => {
-                    mark_gone(&l.0);
-                    Ok(())
-                }
-                Err(f) => Err(nl_sys(
-                    f,
-                    "delete",
-                    &name,
-                    format!("{name} in {}", ns_name(&ns)),
-                )),
-            };
+/// A namespace as a registration remembers it: its inode and the script's handle, weakly.
+#[derive(Clone)]
+pub struct NsRef {
+    pub weak: Weak<NsFd>,
+    pub inode: u64,
+}
+
+impl NsRef {
+    pub fn new(ns: &Rc<NsFd>) -> NsRef {
+        NsRef {
+            weak: Rc::downgrade(ns),
+            inode: ns.inode,
         }
     }
+
+    /// May the namespace still exist (and so, the resource in it)?
+    fn alive(&self) -> bool {
+        self.weak.strong_count() > 0 || pinned::reachable(self.inode)
+    }
+
+    /// The namespace, if the resource in it must be removed by hand: it is still there and
+    /// outlives the shell. The second value says it was found again by its inode (the
+    /// script had dropped its handles).
+    fn lasting(&self) -> Option<(Rc<NsFd>, bool)> {
+        let (ns, found) = match self.weak.upgrade() {
+            Some(ns) => (ns, false),
+            None => (pinned::find(self.inode)?, true),
+        };
+        pinned::outlives_shell(&ns).then_some((ns, found))
+    }
+}
+
+/// Where an owned link is now (kept up to date by its handle: move_to, rename).
+pub struct Spot {
+    pub ns: NsRef,
+    pub index: u32,
+    pub name: String,
+}
+
+/// One end of an owned link: its handle (weak) and where it is.
+struct End {
+    link: Weak<RefCell<LinkData>>,
+    spot: Rc<RefCell<Spot>>,
+}
+
+impl End {
+    fn of(l: &Link) -> End {
+        let mut d = l.0.borrow_mut();
+        let spot = Rc::new(RefCell::new(Spot {
+            ns: NsRef::new(&d.ns),
+            index: d.index,
+            name: d.name.clone(),
+        }));
+        d.spot = Some(spot.clone());
+        End {
+            link: Rc::downgrade(&l.0),
+            spot,
+        }
+    }
+}
+
+/// Tear down the links `ends` (one link, or the two ends of a veth): delete through an end
+/// whose namespace stays; if none stays, the namespaces take them.
+fn teardown(ends: &[End]) -> Result<(), SysError> {
+    for e in ends {
+        let handle = e.link.upgrade();
+        if handle.as_ref().is_some_and(|d| d.borrow().gone) {
+            return Ok(());
+        }
+        let (nsref, index, name) = {
+            let s = e.spot.borrow();
+            (s.ns.clone(), s.index, s.name.clone())
+        };
+        let Some((ns, found)) = nsref.lasting() else {
+            continue;
+        };
+        let done = || {
+            if let Some(d) = &handle {
+                mark_gone(d);
+            }
+            Ok(())
+        };
+        if found {
+            // Found again by inode: make sure the index is still this link (an inode can be
+            // reused once its namespace died).
+            match nl::by_index(&ns, index, &name) {
+                Ok(s) if s.name == name => {}
+                _ => continue,
+            }
+        }
+        return match nl::delete(&ns, index) {
+            Ok(()) => done(),
+            Err(f) if gone(f.errno()) => done(),
+            Err(f) => Err(nl_sys(
+                f,
+                "delete",
+                &name,
+                format!("{name} in {}", ns_name(&ns)),
+            )),
+        };
+    }
     Ok(())
+}
+
+fn own_links(what: String, ends: Vec<End>) -> OwnId {
+    let spots: Vec<Rc<RefCell<Spot>>> = ends.iter().map(|e| e.spot.clone()).collect();
+    cleanup::own_while(
+        what,
+        move || spots.iter().any(|s| s.borrow().ns.alive()),
+        move || teardown(&ends),
+    )
 }
 
 /// Own a single link (bridge, macvlan, vxlan).
@@ -74,8 +161,7 @@ pub fn single(l: &Link) -> OwnId {
         let d = l.0.borrow();
         format!("{} {} in {}", d.kind, d.name, ns_name(&d.ns))
     };
-    let l = l.clone();
-    cleanup::own(what, move || teardown(&[l]))
+    own_links(what, vec![End::of(l)])
 }
 
 /// Own both ends of a veth pair: torn down once.
@@ -90,25 +176,30 @@ pub fn pair(a: &Link, b: &Link) -> OwnId {
             ns_name(&db.ns)
         )
     };
-    let (a, b) = (a.clone(), b.clone());
-    cleanup::own(what, move || teardown(&[a, b]))
+    own_links(what, vec![End::of(a), End::of(b)])
 }
 
 /// Own an address put on a link the recipe did not create.
 pub fn addr(ns: Rc<NsFd>, index: u32, name: String, c: Cidr) -> OwnId {
     let what = format!("address {c} on {name} in {}", ns_name(&ns));
     let inode = ns.inode;
-    let id = cleanup::own(what, move || {
-        if !pinned::outlives_shell(&ns) {
-            return Ok(());
-        }
-        match nladdr::del(&ns, index, &c) {
-            Err(f) if !gone(f.errno()) => {
-                Err(nl_sys(f, "del_addr", &name, format!("{c} on {name}")))
+    let nsref = NsRef::new(&ns);
+    let test = nsref.clone();
+    let id = cleanup::own_while(
+        what,
+        move || test.alive(),
+        move || {
+            let Some((ns, _)) = nsref.lasting() else {
+                return Ok(());
+            };
+            match nladdr::del(&ns, index, &c) {
+                Err(f) if !gone(f.errno()) => {
+                    Err(nl_sys(f, "del_addr", &name, format!("{c} on {name}")))
+                }
+                _ => Ok(()),
             }
-            _ => Ok(()),
-        }
-    });
+        },
+    );
     ADDRS.with(|a| {
         let mut a = a.borrow_mut();
         a.retain(|e| cleanup::is_owned(e.3));
@@ -134,17 +225,23 @@ pub fn addr_removed(ns: &NsFd, index: u32, c: &Cidr) {
 pub fn route(ns: Rc<NsFd>, r: Route, shown: String) -> OwnId {
     let what = format!("route {shown} in {}", ns_name(&ns));
     let (inode, key) = (ns.inode, r.clone());
-    let id = cleanup::own(what, move || {
-        if !pinned::outlives_shell(&ns) {
-            return Ok(());
-        }
-        match nlroute::del(&ns, &r) {
-            Err(f) if !gone(f.errno()) => {
-                Err(nl_sys(f, "route_del", &r.dst_string(), shown.clone()))
+    let nsref = NsRef::new(&ns);
+    let test = nsref.clone();
+    let id = cleanup::own_while(
+        what,
+        move || test.alive(),
+        move || {
+            let Some((ns, _)) = nsref.lasting() else {
+                return Ok(());
+            };
+            match nlroute::del(&ns, &r) {
+                Err(f) if !gone(f.errno()) => {
+                    Err(nl_sys(f, "route_del", &r.dst_string(), shown.clone()))
+                }
+                _ => Ok(()),
             }
-            _ => Ok(()),
-        }
-    });
+        },
+    );
     ROUTES.with(|v| {
         let mut v = v.borrow_mut();
         v.retain(|e| cleanup::is_owned(e.2));

@@ -7,6 +7,11 @@
 //! process is in. Links inside a namespace nothing else holds go with it when the shell
 //! lets go.
 //!
+//! The recipe's records of what it owns hold no namespace open (see engine/net/own.rs):
+//! once the script has dropped its handles, `find` opens the namespace again by its inode
+//! in the places that keep one alive without the shell (and so, exactly in the namespaces
+//! whose links must still be removed at the end).
+//!
 //! Both lookups are cached: the mounted set is re-read only when /proc/self/mountinfo says
 //! it changed (poll reports POLLPRI after a mount or unmount) or the shell changed mount
 //! namespace; the process scan is reused for one second unless `invalidate` is called
@@ -17,6 +22,7 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -27,12 +33,14 @@ use super::super::ns::{self, NsFd, NsKind};
 struct Watch {
     mntns: u64,
     file: File,
-    netns: Vec<u64>,
+    /// (inode, mount point) of every bind-mounted network namespace.
+    netns: Vec<(u64, String)>,
 }
 
 struct Scan {
     at: Instant,
-    netns: Vec<u64>,
+    /// (inode, pid) of one process in each network namespace, sorted by inode.
+    netns: Vec<(u64, i32)>,
 }
 
 thread_local! {
@@ -42,17 +50,19 @@ thread_local! {
 
 const SCAN_TTL: Duration = Duration::from_secs(1);
 
-/// Inodes of the network namespaces bind-mounted in mountinfo `text`.
-fn mounted(text: &str) -> Vec<u64> {
+/// Inodes and mount points of the network namespaces bind-mounted in mountinfo `text`.
+fn mounted(text: &str) -> Vec<(u64, String)> {
     text.lines()
         .filter_map(mountinfo::parse_line)
         .filter(|m| m.fstype == "nsfs")
         .filter_map(|m| {
-            m.root
+            let inode = m
+                .root
                 .strip_prefix("net:[")?
                 .strip_suffix(']')?
                 .parse()
-                .ok()
+                .ok()?;
+            Some((inode, m.target))
         })
         .collect()
 }
@@ -75,7 +85,7 @@ fn changed(f: &File) -> bool {
     }
 }
 
-fn mounted_netns() -> Vec<u64> {
+fn mounted_netns() -> Vec<(u64, String)> {
     let mntns = ns::inode_of(0, NsKind::Mnt).unwrap_or(0);
     WATCH.with(|w| {
         let mut w = w.borrow_mut();
@@ -100,15 +110,15 @@ fn mounted_netns() -> Vec<u64> {
     })
 }
 
-/// The network namespaces other processes are in (their main threads).
-fn process_netns() -> Vec<u64> {
+/// The network namespaces other processes are in (their main threads), each with one pid.
+fn process_netns() -> Vec<(u64, i32)> {
     SCAN.with(|s| {
         let mut s = s.borrow_mut();
         if let Some(scan) = s.as_ref().filter(|x| x.at.elapsed() < SCAN_TTL) {
             return scan.netns.clone();
         }
         let me = std::process::id().to_string();
-        let mut netns: Vec<u64> = std::fs::read_dir("/proc")
+        let mut netns: Vec<(u64, i32)> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
@@ -118,13 +128,14 @@ fn process_netns() -> Vec<u64> {
                 if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
                     return None;
                 }
+                let pid = name.parse().ok()?;
                 std::fs::metadata(format!("/proc/{name}/ns/net"))
                     .ok()
-                    .map(|m| m.ino())
+                    .map(|m| (m.ino(), pid))
             })
             .collect();
         netns.sort_unstable();
-        netns.dedup();
+        netns.dedup_by_key(|e| e.0);
         *s = Some(Scan {
             at: Instant::now(),
             netns: netns.clone(),
@@ -144,7 +155,51 @@ pub fn outlives_shell(ns: &NsFd) -> bool {
     if ns::inode_of(0, NsKind::Net).is_ok_and(|i| i == ns.inode) {
         return true;
     }
-    mounted_netns().contains(&ns.inode) || process_netns().binary_search(&ns.inode).is_ok()
+    mount_of(ns.inode).is_some() || process_in(ns.inode).is_some()
+}
+
+fn mount_of(inode: u64) -> Option<String> {
+    mounted_netns()
+        .into_iter()
+        .find(|(i, _)| *i == inode)
+        .map(|(_, path)| path)
+}
+
+fn process_in(inode: u64) -> Option<i32> {
+    let scan = process_netns();
+    scan.binary_search_by_key(&inode, |e| e.0)
+        .ok()
+        .map(|k| scan[k].1)
+}
+
+/// Whether the namespace with `inode` is still there to be reached: a handle of the shell
+/// holds it (one the netlink socket cache knows), or it outlives the shell.
+pub fn reachable(inode: u64) -> bool {
+    super::socket::live_handle(inode).is_some()
+        || ns::inode_of(0, NsKind::Net).is_ok_and(|i| i == inode)
+        || mount_of(inode).is_some()
+        || process_in(inode).is_some()
+}
+
+/// A handle on the network namespace with `inode`, found again after the script dropped
+/// its own: a live handle of the shell, the shell's own namespace, a bind mount of it, or a
+/// process in it. None when nothing of these holds it (it is gone, or dies with the shell).
+pub fn find(inode: u64) -> Option<Rc<NsFd>> {
+    if let Some(ns) = super::socket::live_handle(inode) {
+        return Some(ns);
+    }
+    if ns::inode_of(0, NsKind::Net).is_ok_and(|i| i == inode) {
+        return super::here().ok();
+    }
+    let opened = mount_of(inode)
+        .and_then(|path| NsFd::open_path(&path, NsKind::Net).ok())
+        .filter(|ns| ns.inode == inode)
+        .or_else(|| {
+            process_in(inode)
+                .and_then(|pid| NsFd::of_pid(pid, NsKind::Net).ok())
+                .filter(|ns| ns.inode == inode)
+        });
+    opened.map(Rc::new)
 }
 
 #[cfg(test)]
@@ -156,12 +211,17 @@ mod tests {
         let text = "46 45 0:4 net:[4026532178] /run/netns/x rw shared:2 - nsfs nsfs rw\n\
                     47 45 0:4 mnt:[4026532179] /run/mntns/y rw - nsfs nsfs rw\n\
                     22 1 0:21 / /proc rw - proc proc rw\n";
-        assert_eq!(mounted(text), vec![4026532178]);
+        assert_eq!(
+            mounted(text),
+            vec![(4026532178, "/run/netns/x".to_string())]
+        );
     }
 
     #[test]
     fn the_shells_own_namespace_outlives_it() {
         let me = NsFd::of_pid(0, NsKind::Net).unwrap();
         assert!(outlives_shell(&me));
+        assert!(reachable(me.inode));
+        assert_eq!(find(me.inode).map(|n| n.inode), Some(me.inode));
     }
 }

@@ -72,13 +72,11 @@ pub struct RtSocket {
     sock: Socket,
     seq: u32,
     buf: Vec<u8>,
-    /// The inode of the namespace the socket talks to.
-    pub netns: u64,
 }
 
 impl RtSocket {
     /// A socket in the namespace the process is in now.
-    fn open_here(netns: u64) -> Result<RtSocket> {
+    fn open_here() -> Result<RtSocket> {
         let sock =
             Socket::new(NETLINK_ROUTE).map_err(|e| SysError::io("socket(NETLINK_ROUTE)", &e))?;
         sock.connect(&SocketAddr::new(0, 0))
@@ -90,14 +88,13 @@ impl RtSocket {
             sock,
             seq: 0,
             buf: vec![0; 64 * 1024],
-            netns,
         })
     }
 
     /// A socket in namespace `ns`: enter it just for the socket(2) call.
     fn open_in(ns: &NsFd) -> Result<RtSocket> {
         let guard = NsGuard::enter(&[ns])?;
-        let sock = Self::open_here(ns.inode);
+        let sock = Self::open_here();
         guard.restore()?;
         sock
     }
@@ -236,9 +233,11 @@ fn ext_ack_msg(flags: u16, rest: &[u8]) -> Option<String> {
 }
 
 struct Entry {
-    sock: Rc<RefCell<RtSocket>>,
-    /// Handles of the namespace this socket was used for; the socket is dropped when all
-    /// of them are gone, so the namespace can die.
+    /// Held by the handles it was used for (`NsFd::tie`), so it is closed with the last of
+    /// them and the namespace can die at once.
+    sock: Weak<RefCell<RtSocket>>,
+    netns: u64,
+    /// Those handles.
     owners: Vec<Weak<NsFd>>,
 }
 
@@ -261,26 +260,52 @@ pub fn socket_for(ns: &Rc<NsFd>) -> Result<Rc<RefCell<RtSocket>>> {
         }
         // Forget sockets of namespaces no handle refers to any more (and so, inode reuse
         // cannot hand out a socket of a dead namespace).
-        all.retain_mut(|e| {
-            e.owners.retain(|w| w.strong_count() > 0);
-            !e.owners.is_empty()
-        });
-        if let Some(e) = all.iter_mut().find(|e| e.sock.borrow().netns == ns.inode) {
-            if !e
-                .owners
-                .iter()
-                .any(|w| std::ptr::eq(w.as_ptr(), Rc::as_ptr(ns)))
-            {
-                e.owners.push(Rc::downgrade(ns));
+        prune(&mut all);
+        if let Some(e) = all.iter_mut().find(|e| e.netns == ns.inode) {
+            if let Some(sock) = e.sock.upgrade() {
+                if !e
+                    .owners
+                    .iter()
+                    .any(|w| std::ptr::eq(w.as_ptr(), Rc::as_ptr(ns)))
+                {
+                    e.owners.push(Rc::downgrade(ns));
+                    ns.tie(sock.clone());
+                }
+                return Ok(sock);
             }
-            return Ok(e.sock.clone());
         }
         let sock = Rc::new(RefCell::new(RtSocket::open_in(ns)?));
+        ns.tie(sock.clone());
         all.push(Entry {
-            sock: sock.clone(),
+            sock: Rc::downgrade(&sock),
+            netns: ns.inode,
             owners: vec![Rc::downgrade(ns)],
         });
         Ok(sock)
+    })
+}
+
+/// Forget the sockets that were closed with their handles.
+fn prune(all: &mut Vec<Entry>) {
+    all.retain_mut(|e| {
+        e.owners.retain(|w| w.strong_count() > 0);
+        e.sock.strong_count() > 0 && !e.owners.is_empty()
+    });
+}
+
+/// A live handle on the network namespace with `inode`, among those the cached sockets were
+/// used for (the shell's handles that did netlink work there).
+pub fn live_handle(inode: u64) -> Option<Rc<NsFd>> {
+    if OWNER.with(|o| o.get()) != std::process::id() {
+        return None;
+    }
+    SOCKETS.with(|cell| {
+        let mut all = cell.borrow_mut();
+        prune(&mut all);
+        all.iter()
+            .filter(|e| e.netns == inode)
+            .flat_map(|e| e.owners.iter())
+            .find_map(Weak::upgrade)
     })
 }
 
@@ -307,15 +332,16 @@ pub fn here() -> Result<Rc<NsFd>> {
     })
 }
 
-/// How sockets are cached now: (namespace inode, live handles) per socket.
+/// How sockets are cached now: (namespace inode, live handles) per open socket.
 #[cfg(test)]
 fn cached() -> Vec<(u64, usize)> {
     SOCKETS.with(|c| {
         c.borrow()
             .iter()
+            .filter(|e| e.sock.strong_count() > 0)
             .map(|e| {
                 (
-                    e.sock.borrow().netns,
+                    e.netns,
                     e.owners.iter().filter(|w| w.strong_count() > 0).count(),
                 )
             })
@@ -351,6 +377,8 @@ mod tests {
         assert!(!links.is_empty());
         let inode = ns.inode;
         drop((s1, s2, ns));
+        // Closed with the last handle, not at the next lookup.
+        assert!(!cached().iter().any(|(i, _)| *i == inode));
         let other = Rc::new(NsFd::of_pid(0, NsKind::Net).unwrap());
         // The next lookup sweeps the dead entry and opens a fresh one for the new handle.
         let _s = socket_for(&other).unwrap();
