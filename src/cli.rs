@@ -186,7 +186,6 @@ pub fn main() -> i32 {
         return 1;
     }
     crate::sys::rlimit::raise_stack(256 << 20);
-    crate::sys::jobctl::note_foreground();
     match cli.command {
         Some(Command::Check { files }) => check(&files),
         Some(Command::Doc { name }) => doc(name.as_deref()),

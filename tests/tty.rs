@@ -200,3 +200,66 @@ fn an_attached_shell_on_a_terminal_gets_a_pty_of_the_containers_devpts() {
     // Chrooted into the container, the same terminal has the container's name for it.
     assert!(out.contains("exec=/dev/pts/"), "{out}");
 }
+
+#[test]
+fn ctrl_z_stops_ctrsh_with_its_payload_and_fg_brings_both_back() {
+    if !need_root() {
+        return;
+    }
+    // An interactive bash with job control runs ctrsh as a job. The payload has the
+    // terminal while ctrsh waits for it; Ctrl-Z stops it and ctrsh with it, `bg` goes on in
+    // the background until the payload reads the terminal, and `fg` gives it the terminal.
+    let dir = tempfile::tempdir().unwrap();
+    let rc = dir.path().join("rc");
+    std::fs::write(&rc, "PS1='jc> '\n").unwrap();
+    for spec in ["", r#"ns: ["pid", "mnt"],"#] {
+        let code = format!(
+            r#"print(run(#{{ {spec} cmd: ["sh", "-c", "echo start; sleep 1; echo done; read x; echo got $x"] }}))"#
+        );
+        let steps = r#"[["expect", "jc> "], ["send", "\"$CTRSH\" -e \"$CODE\"\r"],
+            ["expect", "start"], ["sleep", 0.3], ["send", "\u001a"], ["expect", "jc> "],
+            ["sleep", 1.3], ["send", "echo waited-$((6*7))\r"], ["expect", "jc> "],
+            ["send", "bg\r"], ["expect", "done"], ["sleep", 0.5], ["send", "fg\r"],
+            ["sleep", 0.5], ["send", "hello\r"], ["expect", "got hello"], ["expect", "jc> "],
+            ["send", "exit\r"]]"#;
+        let bin = ctrsh_bin();
+        let (out, status) = in_pty(
+            24,
+            80,
+            steps,
+            &["bash", "--rcfile", &rc.display().to_string(), "-i"],
+            &[("CTRSH", &bin), ("CODE", &code)],
+        );
+        assert_eq!(status, 0, "{spec}: {out}");
+        assert!(out.contains("Stopped"), "{spec}: {out}");
+        let (waited, done) = (out.find("waited-42"), out.rfind("done"));
+        assert!(
+            waited.is_some() && done.is_some() && waited < done,
+            "{spec}: the payload ran on while stopped: {out}"
+        );
+        assert!(out.contains("got hello\r\n0\r\n"), "{spec}: {out}");
+    }
+}
+
+#[test]
+fn the_interactive_shell_of_the_toybox_recipe_gets_its_ctrl_c() {
+    if !need_root() {
+        return;
+    }
+    let recipe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/toybox.rhai");
+    let (out, status) = in_pty(
+        24,
+        80,
+        r##"[["expect", "# "], ["send", "sleep 20; echo after\r"], ["sleep", 0.5],
+            ["send", "\u0003"], ["expect", "# "], ["send", "echo rc=$?\r"], ["expect", "rc="],
+            ["expect", "# "], ["send", "exit 3\r"]]"##,
+        &[&ctrsh_bin(), &recipe.display().to_string()],
+        &[],
+    );
+    assert_eq!(status, 3, "{out}");
+    assert!(out.contains("rc=130"), "{out}");
+    assert!(
+        !out.contains("\nafter"),
+        "the sleep was not interrupted: {out}"
+    );
+}

@@ -810,7 +810,9 @@ pub fn launch_with(
     }
     // On error `pending` is dropped here: the child is killed and reaped.
     setup(&p)?;
-    pending.go().script()?;
+    if let Some(stops) = pending.go().script()?.stops {
+        p.set_stop_reports(stops);
+    }
     drop(std::mem::take(&mut prep.child_only));
     if let Some(sock) = prep.tty_sock.take() {
         // Sent before the payload exec'd, so it is there now.
@@ -919,7 +921,9 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
     let _ = std::io::stderr().flush();
     match launcher::fork().script()? {
         Forked::Child => {
-            // The child owns nothing of its parent's; it dies with it.
+            // The child owns nothing of its parent's; it dies with it. It leads a process
+            // group of its own, as every child does (sys::jobctl).
+            crate::sys::jobctl::own_group();
             cleanup::forget_all();
             // SAFETY: PR_SET_PDEATHSIG takes a signal number.
             unsafe {
@@ -956,7 +960,10 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
             // SAFETY: ends the forked child without running the parent's exit handlers.
             unsafe { libc::_exit(code) }
         }
-        Forked::Parent { pid, pidfd, .. } => Ok(Process::child(pid, pidfd, "fork".into(), false)),
+        Forked::Parent { pid, pidfd, .. } => {
+            crate::sys::jobctl::set_group(pid);
+            Ok(Process::child(pid, pidfd, "fork".into(), false))
+        }
     }
 }
 
@@ -1095,6 +1102,9 @@ pub fn register(api: &mut Api) {
             "Start a process — a container when the spec asks for namespaces — and return its\n\
              Process once it has exec'd. Any failure before exec (a missing program, a mount,\n\
              a map) is raised here with the step and object, and nothing is left running.\n\
+             It leads a process group of its own, as a shell's job: the terminal's Ctrl-C\n\
+             reaches it only while the script waits for it (wait, run), never while the\n\
+             script does something else.\n\
              Unless detached, it is killed when the recipe ends.\n",
             spec_doc!(),
             "Example:\n    let p = spawn(#{ ns: [\"user\", \"mnt\", \"pid\", \"uts\"], hostname: \"box\",\n                     cmd: [\"sh\", \"-c\", \"hostname; echo $$\"] });\n    print(p.wait());"

@@ -6,6 +6,11 @@
 //! Signals are blocked and taken with sigwaitinfo, so none is lost between two checks.
 //! Blocked signals reach a namespace's init even without handlers (the kernel only drops
 //! signals init would take the default action for).
+//!
+//! The terminal's stop signals are init's to ignore; the payload's stops are reported to
+//! the shell (`Init::stops`), which stops with it (sys::jobctl).
+
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -25,16 +30,26 @@ pub const FORWARDED: [Signal; 7] = [
     Signal::SIGWINCH,
 ];
 
+/// The terminal's job-control stop signals: init ignores them (a blocked signal is not
+/// acted on), so they never stop it; the payload takes its own.
+const STOPS: [Signal; 3] = [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU];
+
+/// How init runs, besides starting the payload.
+pub struct Init {
+    /// Where to report the payload's stops to the shell: one byte, the signal.
+    pub stops: Option<OwnedFd>,
+}
+
 /// Start the payload and act as init until it exits. `payload` runs in the child, which
 /// shares init's memory until it execs ([`super::spawn::vfork`]: init is a copy of the
 /// whole shell, and copying it again for a process that only execs is most of what
 /// starting the payload would cost). It should exec or exit (if it returns, the child exits
 /// with status 125); signals stay blocked in it until it resets them before exec. Returns
 /// only when init could not start the payload.
-pub fn run(payload: impl FnOnce()) -> SysError {
+pub fn run(how: Init, payload: impl FnOnce()) -> SysError {
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
-    for s in FORWARDED {
+    for s in FORWARDED.into_iter().chain(STOPS) {
         set.add(s);
     }
     if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None) {
@@ -53,10 +68,40 @@ pub fn run(payload: impl FnOnce()) -> SysError {
             // and the launcher sees the error pipe close when the payload execs. Nor the
             // caller's standard streams: a detached container's init must not keep the
             // pipe of `ctrsh -e 'spawn(...)' | cat` open after ctrsh has exited.
-            super::exec::close_from(3);
+            let stops = keep_as_fd3(how.stops);
+            super::exec::close_from(if stops.is_some() { 4 } else { 3 });
             release_stdio();
-            supervise(Pid::from_raw(child), &set)
+            supervise(Pid::from_raw(child), &set, stops)
         }
+    }
+}
+
+/// Move the stop-report pipe to fd 3, the one descriptor init keeps beside 0-2.
+fn keep_as_fd3(fd: Option<OwnedFd>) -> Option<RawFd> {
+    let raw = fd?.into_raw_fd();
+    // SAFETY: dup2 onto a number init is about to close anyway (it keeps nothing else).
+    if raw != 3 && unsafe { libc::dup2(raw, 3) } < 0 {
+        return None;
+    }
+    Some(3)
+}
+
+/// Pass `sig` on to the payload, but a stop signal (the payload's own to take).
+fn pass_on(payload: Pid, sig: Signal) {
+    if STOPS.contains(&sig) {
+        return;
+    }
+    let _ = nix::sys::signal::kill(payload, sig);
+}
+
+/// Tell the shell (if it listens) that the payload stopped, and with which signal.
+fn report_stop(payload: Pid, stops: Option<RawFd>) {
+    let Some(fd) = stops else { return };
+    if let Some(sig) = super::jobctl::stopped_pid(payload.as_raw()) {
+        let b = [sig as u8];
+        // SAFETY: a one-byte write from a local buffer to our non-blocking pipe; a full
+        // pipe (a shell that does not read) just loses the report.
+        unsafe { libc::write(fd, b.as_ptr().cast(), 1) };
     }
 }
 
@@ -78,7 +123,7 @@ fn release_stdio() {
     }
 }
 
-fn supervise(payload: Pid, set: &SigSet) -> ! {
+fn supervise(payload: Pid, set: &SigSet, stops: Option<RawFd>) -> ! {
     loop {
         let sig = match set.wait() {
             Ok(s) => s,
@@ -86,9 +131,10 @@ fn supervise(payload: Pid, set: &SigSet) -> ! {
             Err(_) => Signal::SIGCHLD, // fall back to reaping
         };
         if sig != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(payload, sig);
+            pass_on(payload, sig);
             continue;
         }
+        report_stop(payload, stops);
         // Reap everything that is ready: the payload and any orphan re-parented to us.
         // The raw status word: a payload killed by any signal, a real-time one included,
         // must end init with 128+N (nix's waitpid fails after reaping such a child).
