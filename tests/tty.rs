@@ -201,6 +201,87 @@ fn an_attached_shell_on_a_terminal_gets_a_pty_of_the_containers_devpts() {
     assert!(out.contains("exec=/dev/pts/"), "{out}");
 }
 
+/// Counts the SIGINTs it receives, with their si_code (128: SI_KERNEL, sent by a terminal;
+/// 0: SI_USER, sent with kill). Run under SCHED_FIFO, it takes a signal the moment it is
+/// woken, before the processes woken with it run: a second copy sent a moment later (by a
+/// forwarding init or shell) is counted, not merged into the first while still pending.
+const COUNT_INT: &str = r#"
+import signal, time
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+print("ready", flush=True)
+n = 0
+end = time.time() + 1.5
+while True:
+    left = end - time.time()
+    if left <= 0:
+        break
+    i = signal.sigtimedwait({signal.SIGINT}, left)
+    if i is None:
+        break
+    n += 1
+    print("INT code=%d" % i.si_code, flush=True)
+print("total %d" % n, flush=True)
+"#;
+
+#[test]
+fn one_ctrl_c_reaches_the_payload_once_in_every_mode() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("count.py");
+    std::fs::write(&count, COUNT_INT).unwrap();
+    let modes = [
+        ("no namespace", ""),
+        ("init without a pid namespace", "init: true,"),
+        ("a pid namespace and init", r#"ns: ["pid", "mnt"],"#),
+        (
+            "a pid namespace without init",
+            r#"ns: ["pid", "mnt"], init: false,"#,
+        ),
+        ("a pty of its own", "tty: true,"),
+    ];
+    for (what, spec) in modes {
+        let code = format!(
+            r#"exit(run(#{{ {spec} cmd: ["chrt", "-f", "10", "python3", "{}"] }}))"#,
+            count.display()
+        );
+        // On a terminal: one Ctrl-C, which the payload gets from its terminal.
+        let (out, status) = in_pty(
+            24,
+            80,
+            r#"[["expect", "ready"], ["sleep", 0.3], ["send", "\u0003"]]"#,
+            &[&ctrsh_bin(), "-e", &code],
+            &[],
+        );
+        assert_eq!(status, 0, "{what}: {out}");
+        assert!(out.contains("total 1"), "{what}, on a terminal: {out}");
+        assert!(out.contains("INT code=128"), "{what}: {out}");
+        // Without one: one SIGINT to ctrsh, passed on.
+        let mut child = std::process::Command::new(ctrsh_bin())
+            .arg("-e")
+            .arg(&code)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut rd = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut rd, &mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut rd, &mut rest).unwrap();
+        assert!(child.wait().unwrap().success(), "{what}: {rest}");
+        assert!(rest.contains("total 1"), "{what}, no terminal: {rest}");
+    }
+}
+
 #[test]
 fn ctrl_z_stops_ctrsh_with_its_payload_and_fg_brings_both_back() {
     if !need_root() {

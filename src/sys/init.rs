@@ -7,8 +7,11 @@
 //! Blocked signals reach a namespace's init even without handlers (the kernel only drops
 //! signals init would take the default action for).
 //!
-//! The terminal's stop signals are init's to ignore; the payload's stops are reported to
-//! the shell (`Init::stops`), which stops with it (sys::jobctl).
+//! Each signal reaches the payload once. The terminal sends its signals (Ctrl-C, window
+//! changes ...) to the whole foreground process group, which init and the payload share
+//! unless the payload left it: those (si_code SI_KERNEL) are not passed on again. The
+//! terminal's stop signals are init's to ignore; the payload's stops are reported to the
+//! shell (`Init::stops`), which stops with it (sys::jobctl).
 
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
@@ -86,9 +89,31 @@ fn keep_as_fd3(fd: Option<OwnedFd>) -> Option<RawFd> {
     Some(3)
 }
 
-/// Pass `sig` on to the payload, but a stop signal (the payload's own to take).
-fn pass_on(payload: Pid, sig: Signal) {
+/// The next signal in `set` and its si_code (EINTR: None).
+fn next_signal(set: &SigSet) -> Option<(Signal, i32)> {
+    // SAFETY: sigwaitinfo fills a local siginfo_t; the set is a valid sigset_t.
+    let (r, code) = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::sigwaitinfo(set.as_ref(), &mut info);
+        (r, info.si_code)
+    };
+    if r < 0 {
+        return match Errno::last() {
+            Errno::EINTR => None,
+            _ => Some((Signal::SIGCHLD, 0)), // fall back to reaping
+        };
+    }
+    Some((Signal::try_from(r).unwrap_or(Signal::SIGCHLD), code))
+}
+
+/// Pass `sig` on to the payload, once: not when the terminal sent it (SI_KERNEL) to a
+/// process group the payload is in too, nor a stop signal (the payload's own to take).
+fn pass_on(payload: Pid, sig: Signal, code: i32) {
     if STOPS.contains(&sig) {
+        return;
+    }
+    // SAFETY: getpgid and getpgrp only ask.
+    if code == libc::SI_KERNEL && unsafe { libc::getpgid(payload.as_raw()) == libc::getpgrp() } {
         return;
     }
     let _ = nix::sys::signal::kill(payload, sig);
@@ -125,13 +150,11 @@ fn release_stdio() {
 
 fn supervise(payload: Pid, set: &SigSet, stops: Option<RawFd>) -> ! {
     loop {
-        let sig = match set.wait() {
-            Ok(s) => s,
-            Err(Errno::EINTR) => continue,
-            Err(_) => Signal::SIGCHLD, // fall back to reaping
+        let Some((sig, code)) = next_signal(set) else {
+            continue;
         };
         if sig != Signal::SIGCHLD {
-            pass_on(payload, sig);
+            pass_on(payload, sig, code);
             continue;
         }
         report_stop(payload, stops);
