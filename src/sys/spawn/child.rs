@@ -216,8 +216,28 @@ fn fresh_proc() -> Result<()> {
 /// With init: fork the payload and supervise it. Without: become the payload.
 fn payload_or_init(plan: &Plan, errors: &OwnedFd, stops: Option<OwnedFd>) -> SysError {
     if plan.init {
+        // SAFETY: getpid takes no arguments.
+        let init_pid = unsafe { libc::getpid() };
         let how = init::Init { stops };
-        return init::run(how, || fail(errors, payload(plan)));
+        return init::run(how, || {
+            // fork clears the parent-death signal: the payload dies with init, which dies
+            // with the shell. Set, then checked against an init that died before it was set.
+            if plan.die_with_parent {
+                if let Err(e) = prctl(
+                    "prctl(PR_SET_PDEATHSIG)",
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as _,
+                ) {
+                    fail(errors, e)
+                }
+                // SAFETY: getppid takes no arguments.
+                if unsafe { libc::getppid() } != init_pid {
+                    // SAFETY: ends the orphaned payload before it runs anything.
+                    unsafe { libc::_exit(EXIT_SETUP) }
+                }
+            }
+            fail(errors, payload(plan))
+        });
     }
     payload(plan)
 }
