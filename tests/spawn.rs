@@ -946,3 +946,41 @@ fn a_killed_shell_takes_the_payload_of_an_init_without_a_pid_namespace_along() {
         "the payload outlived ctrsh"
     );
 }
+
+#[test]
+fn orphans_of_a_container_without_a_pid_namespace_end_with_the_recipe() {
+    // `(cmd &)` leaves an orphan, re-parented away from the payload's tree: it stays in the
+    // container's process group (no init), or is re-parented to init, a subreaper.
+    for spec in ["", "init: true,"] {
+        let m = unique("ctrsh-or");
+        eval_ok(&format!(
+            r#"spawn(#{{ {spec} cmd: ["bash", "-c",
+                   "(exec -a {m}-orphan sleep 100 &); exec -a {m}-child sleep 100 & wait"],
+                   stdout: "null", stderr: "null" }});
+               sleep(0.3);"#
+        ));
+        assert_eq!(left_over(&m), Vec::<i32>::new(), "{spec:?}");
+    }
+}
+
+#[test]
+fn init_without_a_pid_namespace_holds_the_whole_tree() {
+    // As a subreaper it gets even an orphan that left the group and session (setsid), and
+    // ends it all when the payload exits, and when the shell is killed.
+    let m = unique("ctrsh-tr");
+    let tree = format!(
+        "(exec -a {m}-orphan sleep 100 &); setsid -f bash -c 'exec -a {m}-daemon sleep 100'; \
+         exec -a {m}-child sleep 100 &"
+    );
+    let out = eval_ok(&format!(
+        r#"print(run(#{{ init: true, cmd: ["bash", "-c", "{tree} sleep 0.3; exit 3"],
+                         stdout: "null", stderr: "null" }}));"#
+    ));
+    assert_eq!(out.trim(), "3");
+    assert_eq!(left_over(&m), Vec::<i32>::new(), "after the payload exited");
+    kill_ctrsh_when_ready(&format!(
+        r#"spawn(#{{ init: true, cmd: ["bash", "-c", "{tree} wait"], stdout: "null" }});
+           sleep(0.3); print("ready"); sleep(30);"#
+    ));
+    assert_eq!(left_over(&m), Vec::<i32>::new(), "after ctrsh was killed");
+}

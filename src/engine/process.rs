@@ -377,6 +377,15 @@ impl Process {
         }
     }
 
+    /// Whether it is our child (not reaped yet, so its pid, and the group named by it, are
+    /// still ours) and leads a process group of its own, as every child ctrsh starts does.
+    fn leads_group(&self) -> bool {
+        // SAFETY: getpgid only asks.
+        self.state.child
+            && self.state.status.get().is_none()
+            && unsafe { libc::getpgid(self.pid) } == self.pid
+    }
+
     /// SIGKILL and reap (cleanup at the end of a recipe).
     pub fn kill_and_reap(&self) -> Result<()> {
         if self.state.status.get().is_some() {
@@ -384,15 +393,25 @@ impl Process {
         }
         // What it started goes too (a process in a pid namespace of its own takes the
         // namespace with it; without one, its descendants are found in /proc — stopped
-        // first, so none can fork a child the scan would miss).
+        // first, so none can fork a child the scan would miss — and so is the rest of its
+        // process group: orphans re-parented elsewhere that stayed in it).
+        let group = (!self.state.pid_ns.get() && self.leads_group()).then_some(self.pid);
         let tree = if self.state.pid_ns.get() {
             Vec::new()
         } else {
-            let _ = self.signal(libc::SIGSTOP);
+            match group {
+                Some(g) => crate::sys::proctree::signal_group(g, Signal::SIGSTOP),
+                None => {
+                    let _ = self.signal(libc::SIGSTOP);
+                }
+            }
             crate::sys::proctree::stop_descendants(self.pid)
         };
         let _ = self.signal(libc::SIGKILL);
         crate::sys::proctree::signal_all(&tree, Signal::SIGKILL);
+        if let Some(g) = group {
+            crate::sys::proctree::signal_group(g, Signal::SIGKILL);
+        }
         if let (Some(fd), true) = (self.fd(), self.state.child) {
             loop {
                 match wait::reap(fd, false) {
@@ -603,8 +622,9 @@ pub fn register(api: &mut Api) {
         "Process.detach()",
         "Stop owning the process: the recipe's cleanup no longer kills it. It still gets\n\
          SIGKILL when ctrsh itself exits (the parent-death signal every spawned process is\n\
-         given, so a killed shell leaves nothing running); a process meant to outlive ctrsh\n\
-         is spawned with `detach: true`, which also gives it a session of its own.\n\
+         given; with a pid namespace or `init`, what it started goes too, so a killed shell\n\
+         leaves nothing running); a process meant to outlive ctrsh is spawned with\n\
+         `detach: true`, which also gives it a session of its own.\n\
          Example:\n    let p = spawn(#{ cmd: [\"sleep\", \"100\"] }); p.detach();",
         |p: &mut Process| p.detach(),
     );

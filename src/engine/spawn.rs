@@ -1068,7 +1068,9 @@ macro_rules! spec_doc {
   time_offsets  #{ monotonic: secs, boottime: secs } (needs "time")
   stdin, stdout, stderr   inherit (default), "null", a path, an Fd or an fd number
   fds           map target fd -> Fd or fd number: #{ "3": sock }; every other fd is closed
-  init          ctrsh's mini-init as pid 1 (default true with a new pid namespace)
+  init          ctrsh's mini-init as pid 1 (default true with a new pid namespace); without
+                a pid namespace it is a subreaper: the payload's orphans stay its children,
+                and it ends them all when the payload exits or ctrsh dies
   setup         |p| { ... } runs in the shell after the namespaces exist, before exec
   cgroup        a Cgroup (or a path / #{ path, limits }) to start in: CLONE_INTO_CGROUP on v2,
                 the v1 hierarchies before the child runs anything
@@ -1105,7 +1107,12 @@ pub fn register(api: &mut Api) {
              It leads a process group of its own, as a shell's job: the terminal's Ctrl-C\n\
              reaches it only while the script waits for it (wait, run), never while the\n\
              script does something else.\n\
-             Unless detached, it is killed when the recipe ends.\n",
+             Unless detached, it is killed when the recipe ends, with what it started: a pid\n\
+             namespace or init (a subreaper without one) holds all of it; without either, its\n\
+             descendants and what is left in its process group are killed, but a process that\n\
+             left the group (setsid: a daemon) and was orphaned is out of reach. If ctrsh is\n\
+             killed, the process dies too unless detached (its parent-death signal), and with\n\
+             init or a pid namespace so does everything it started.\n",
             spec_doc!(),
             "Example:\n    let p = spawn(#{ ns: [\"user\", \"mnt\", \"pid\", \"uts\"], hostname: \"box\",\n                     cmd: [\"sh\", \"-c\", \"hostname; echo $$\"] });\n    print(p.wait());"
         ),

@@ -12,6 +12,11 @@
 //! unless the payload left it: those (si_code SI_KERNEL) are not passed on again. The
 //! terminal's stop signals are init's to ignore; the payload's stops are reported to the
 //! shell (`Init::stops`), which stops with it (sys::jobctl).
+//!
+//! Without a pid namespace of its own (`Init::holds_tree`) init is a subreaper: the
+//! payload's orphans are re-parented to it, not to the host's init, so the tree stays in
+//! reach. It ends that tree when the payload exits and when the shell dies (its
+//! parent-death signal is SIGHUP then, not SIGKILL), as the kernel does for a pid namespace.
 
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
@@ -41,6 +46,9 @@ const STOPS: [Signal; 3] = [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU];
 pub struct Init {
     /// Where to report the payload's stops to the shell: one byte, the signal.
     pub stops: Option<OwnedFd>,
+    /// Not pid 1 of a pid namespace: be a subreaper and end the payload's tree when it
+    /// exits or when the shell dies (SIGHUP, the parent-death signal, with another parent).
+    pub holds_tree: bool,
 }
 
 /// Start the payload and act as init until it exits. `payload` runs in the child, which
@@ -50,6 +58,14 @@ pub struct Init {
 /// with status 125); signals stay blocked in it until it resets them before exec. Returns
 /// only when init could not start the payload.
 pub fn run(how: Init, payload: impl FnOnce()) -> SysError {
+    if how.holds_tree {
+        // SAFETY: a prctl option that takes one integer argument.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+            return SysError::last("init: prctl(PR_SET_CHILD_SUBREAPER)");
+        }
+    }
+    // SAFETY: getppid takes no arguments.
+    let shell = how.holds_tree.then(|| unsafe { libc::getppid() });
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
     for s in FORWARDED.into_iter().chain(STOPS) {
@@ -74,7 +90,7 @@ pub fn run(how: Init, payload: impl FnOnce()) -> SysError {
             let stops = keep_as_fd3(how.stops);
             super::exec::close_from(if stops.is_some() { 4 } else { 3 });
             release_stdio();
-            supervise(Pid::from_raw(child), &set, stops)
+            supervise(Pid::from_raw(child), &set, stops, shell)
         }
     }
 }
@@ -130,6 +146,19 @@ fn report_stop(payload: Pid, stops: Option<RawFd>) {
     }
 }
 
+/// Exit with the payload's status; a holding init ends what is left of the tree first
+/// (stopped, then killed, as the shell's teardown does), as the kernel does when a pid
+/// namespace's init exits.
+fn finish(code: i32, holds_tree: bool) -> ! {
+    if holds_tree {
+        let tree = super::proctree::stop_own_descendants();
+        super::proctree::signal_all(&tree, Signal::SIGKILL);
+    }
+    // SAFETY: _exit ends the process without running Rust or C cleanup that belongs to the
+    // launcher.
+    unsafe { libc::_exit(code) }
+}
+
 /// Point 0, 1 and 2 at /dev/null (or close them where there is none).
 fn release_stdio() {
     // SAFETY: open/dup2/close on our own descriptor numbers; no memory is involved.
@@ -148,11 +177,16 @@ fn release_stdio() {
     }
 }
 
-fn supervise(payload: Pid, set: &SigSet, stops: Option<RawFd>) -> ! {
+fn supervise(payload: Pid, set: &SigSet, stops: Option<RawFd>, shell: Option<i32>) -> ! {
+    let holds_tree = shell.is_some();
     loop {
         let Some((sig, code)) = next_signal(set) else {
             continue;
         };
+        // SAFETY: getppid takes no arguments.
+        if sig == Signal::SIGHUP && shell.is_some_and(|p| unsafe { libc::getppid() } != p) {
+            finish(128 + libc::SIGHUP, holds_tree); // the shell died
+        }
         if sig != Signal::SIGCHLD {
             pass_on(payload, sig, code);
             continue;
@@ -177,10 +211,8 @@ fn supervise(payload: Pid, set: &SigSet, stops: Option<RawFd>) -> ! {
             if r == payload.as_raw() {
                 if let Some(code) = status_of_wait(status) {
                     // Everything else in the namespace is killed by the kernel when init
-                    // exits.
-                    // SAFETY: _exit ends the process without running Rust or C cleanup
-                    // that belongs to the launcher.
-                    unsafe { libc::_exit(code) };
+                    // exits (or by `finish`, without one).
+                    finish(code, holds_tree);
                 }
             }
         }

@@ -72,11 +72,15 @@ fn setup(plan: &Plan, go: &OwnedFd) -> Result<()> {
         jobctl::own_group();
     }
     if plan.die_with_parent {
-        prctl(
-            "prctl(PR_SET_PDEATHSIG)",
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as _,
-        )?;
+        // A mini-init that holds the payload's tree (no pid namespace of its own, where the
+        // kernel would end it all) takes the shell's death as SIGHUP: it ends the tree
+        // before it exits (sys::init).
+        let sig = if plan.init_holds_tree() {
+            libc::SIGHUP
+        } else {
+            libc::SIGKILL
+        };
+        prctl("prctl(PR_SET_PDEATHSIG)", libc::PR_SET_PDEATHSIG, sig as _)?;
     }
     if plan.new_session {
         nix::unistd::setsid().map_err(|e| SysError::os("setsid", e))?;
@@ -218,10 +222,14 @@ fn payload_or_init(plan: &Plan, errors: &OwnedFd, stops: Option<OwnedFd>) -> Sys
     if plan.init {
         // SAFETY: getpid takes no arguments.
         let init_pid = unsafe { libc::getpid() };
-        let how = init::Init { stops };
+        let how = init::Init {
+            stops,
+            holds_tree: plan.init_holds_tree(),
+        };
         return init::run(how, || {
             // fork clears the parent-death signal: the payload dies with init, which dies
-            // with the shell. Set, then checked against an init that died before it was set.
+            // with the shell (or ends everything when it holds the tree). Set, then checked
+            // against an init that died before it was set.
             if plan.die_with_parent {
                 if let Err(e) = prctl(
                     "prctl(PR_SET_PDEATHSIG)",

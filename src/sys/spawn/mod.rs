@@ -158,6 +158,11 @@ impl Plan {
     fn own_group(&self) -> bool {
         !self.new_session && (self.tty.is_none() || self.init)
     }
+    /// Whether the mini-init is not pid 1 of a namespace of its own: it is then a
+    /// subreaper, holds the payload's tree (orphans included) and ends it with the payload.
+    fn init_holds_tree(&self) -> bool {
+        self.init && !self.creates(NsKind::Pid)
+    }
     /// Whether a joined cgroup namespace waits for the child (see `cgroup_procs`).
     fn defers_cgroup_ns(&self) -> bool {
         !self.cgroup_procs.is_empty()
