@@ -105,7 +105,14 @@ enum Command {
     #[command(after_help = STATE_HELP)]
     Ps,
     /// Stop named containers: SIGTERM, then SIGKILL after a grace period
-    #[command(after_help = STATE_HELP)]
+    ///
+    /// SIGTERM goes to the container's first process: its mini-init, which passes it on, or
+    /// the payload. What the container started ends with it. A pid namespace ends with its
+    /// init; without one, a mini-init (spawn with `init: true`) holds the whole tree as a
+    /// subreaper and ends it. Without either, what is left of the container's process group
+    /// is killed once its first process is gone (at the SIGKILL stage, its descendants too);
+    /// a process that left the group (setsid: a daemon) and was orphaned is out of reach.
+    #[command(after_help = STATE_HELP, verbatim_doc_comment)]
     Stop {
         /// Container names
         #[arg(required = true, value_name = "NAME")]
@@ -186,7 +193,6 @@ pub fn main() -> i32 {
         return 1;
     }
     crate::sys::rlimit::raise_stack(256 << 20);
-    crate::sys::jobctl::note_foreground();
     match cli.command {
         Some(Command::Check { files }) => check(&files),
         Some(Command::Doc { name }) => doc(name.as_deref()),

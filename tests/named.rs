@@ -227,3 +227,66 @@ fn a_named_container_killed_by_a_real_time_signal_ends() {
         "{out}"
     );
 }
+
+/// Pids of the processes whose command line starts with `prefix` (pgrep -f).
+fn pids_of(prefix: &str) -> Vec<i32> {
+    std::process::Command::new("pgrep")
+        .args(["-f", &format!("^{prefix}")])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn stop_ends_what_the_container_started() {
+    // Without a pid namespace: the payload's child and an orphan (in the container's
+    // process group) when the payload ends on SIGTERM; with init, a tree that ignores
+    // SIGTERM, a daemon that left the group included, when it is killed.
+    let rd = RunDir::new();
+    let m = unique("ctrsh-st");
+    let cases = [
+        (
+            "",
+            format!("(exec -a {m}-orphan sleep 100 &); exec -a {m}-child sleep 100 & wait"),
+        ),
+        (
+            "init: true,",
+            format!(
+                "trap '' TERM; (exec -a {m}-orphan2 sleep 100 &); \
+                 setsid -f bash -c 'exec -a {m}-daemon sleep 100'; sleep 100 & wait"
+            ),
+        ),
+    ];
+    for (i, (spec, script)) in cases.iter().enumerate() {
+        let n = format!("{m}-{i}");
+        rd.eval_ok(&format!(
+            r#"spawn(#{{ name: "{n}", detach: true, {spec} cmd: ["bash", "-c", "{script}"],
+                         stdout: "null", stderr: "null" }}); sleep(0.3);"#
+        ));
+        assert!(!pids_of(&m).is_empty());
+        let out = rd
+            .ctrsh()
+            .args(["stop", "--time", "0.5", &n])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let left = pids_of(&m);
+        for &p in &left {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert_eq!(left, Vec::<i32>::new(), "{spec:?}: left running after stop");
+    }
+}

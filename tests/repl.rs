@@ -123,3 +123,43 @@ fn commands_help_ns_load_and_errors_keep_the_session() {
     p.send_line("exit(3)").unwrap();
     p.exp_eof().unwrap();
 }
+
+#[test]
+fn ctrl_c_stops_the_evaluation_and_spares_the_containers_started_before() {
+    // Every child leads a process group of its own: the terminal's SIGINT goes to its
+    // foreground group, the REPL, and not to them. A payload the REPL waits for has the
+    // terminal meanwhile and takes the Ctrl-C itself.
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut p = repl(&state, state.path());
+    line(
+        &mut p,
+        r#"let a = spawn(#{ ns: ["pid", "mnt"], cmd: ["sleep", "300"] }); let b = spawn(#{ cmd: ["sleep", "300"] }); let c = fork(|| sleep(300)); 1"#,
+        "=> 1",
+    );
+    p.send_line("sleep(30)").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted").unwrap();
+    p.exp_string("ctrsh> ").unwrap();
+    line(
+        &mut p,
+        "[a.alive, b.alive, c.alive]",
+        "=> [true, true, true]",
+    );
+    p.send_line(r#"run(#{ cmd: ["sleep", "30"] })"#).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.send_control('c').unwrap();
+    p.exp_string("=> 130").unwrap();
+    p.exp_string("ctrsh> ").unwrap();
+    line(
+        &mut p,
+        "[a.alive, b.alive, c.alive]",
+        "=> [true, true, true]",
+    );
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}

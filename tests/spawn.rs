@@ -882,3 +882,105 @@ fn exec_refuses_one_string_and_names_a_missing_program() {
         "{err}"
     );
 }
+
+/// Pids of the processes whose command line starts with `prefix` (pgrep -f).
+fn pids_of(prefix: &str) -> Vec<i32> {
+    Command::new("pgrep")
+        .args(["-f", &format!("^{prefix}")])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The processes still running under `prefix` after up to 2 s; each is killed (by pid), so
+/// a failing test leaves nothing behind.
+fn left_over(prefix: &str) -> Vec<i32> {
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut left = pids_of(prefix);
+    while !left.is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+        left = pids_of(prefix);
+    }
+    for &p in &left {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    left
+}
+
+/// Start `ctrsh -e CODE`, wait for its "ready" line, and SIGKILL it.
+fn kill_ctrsh_when_ready(code: &str) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("ctrsh"))
+        .arg("-e")
+        .arg(code)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rd = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    rd.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "{code}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_shell_takes_the_payload_of_an_init_without_a_pid_namespace_along() {
+    // fork clears the parent-death signal: the payload mini-init starts sets its own (it
+    // dies with init, and init with the shell).
+    let m = unique("ctrsh-pd");
+    kill_ctrsh_when_ready(&format!(
+        r#"spawn(#{{ init: true, cmd: ["bash", "-c", "exec -a {m} sleep 100"] }});
+           sleep(0.3); print("ready"); sleep(30);"#
+    ));
+    assert_eq!(
+        left_over(&m),
+        Vec::<i32>::new(),
+        "the payload outlived ctrsh"
+    );
+}
+
+#[test]
+fn orphans_of_a_container_without_a_pid_namespace_end_with_the_recipe() {
+    // `(cmd &)` leaves an orphan, re-parented away from the payload's tree: it stays in the
+    // container's process group (no init), or is re-parented to init, a subreaper.
+    for spec in ["", "init: true,"] {
+        let m = unique("ctrsh-or");
+        eval_ok(&format!(
+            r#"spawn(#{{ {spec} cmd: ["bash", "-c",
+                   "(exec -a {m}-orphan sleep 100 &); exec -a {m}-child sleep 100 & wait"],
+                   stdout: "null", stderr: "null" }});
+               sleep(0.3);"#
+        ));
+        assert_eq!(left_over(&m), Vec::<i32>::new(), "{spec:?}");
+    }
+}
+
+#[test]
+fn init_without_a_pid_namespace_holds_the_whole_tree() {
+    // As a subreaper it gets even an orphan that left the group and session (setsid), and
+    // ends it all when the payload exits, and when the shell is killed.
+    let m = unique("ctrsh-tr");
+    let tree = format!(
+        "(exec -a {m}-orphan sleep 100 &); setsid -f bash -c 'exec -a {m}-daemon sleep 100'; \
+         exec -a {m}-child sleep 100 &"
+    );
+    let out = eval_ok(&format!(
+        r#"print(run(#{{ init: true, cmd: ["bash", "-c", "{tree} sleep 0.3; exit 3"],
+                         stdout: "null", stderr: "null" }}));"#
+    ));
+    assert_eq!(out.trim(), "3");
+    assert_eq!(left_over(&m), Vec::<i32>::new(), "after the payload exited");
+    kill_ctrsh_when_ready(&format!(
+        r#"spawn(#{{ init: true, cmd: ["bash", "-c", "{tree} wait"], stdout: "null" }});
+           sleep(0.3); print("ready"); sleep(30);"#
+    ));
+    assert_eq!(left_over(&m), Vec::<i32>::new(), "after ctrsh was killed");
+}

@@ -200,3 +200,147 @@ fn an_attached_shell_on_a_terminal_gets_a_pty_of_the_containers_devpts() {
     // Chrooted into the container, the same terminal has the container's name for it.
     assert!(out.contains("exec=/dev/pts/"), "{out}");
 }
+
+/// Counts the SIGINTs it receives, with their si_code (128: SI_KERNEL, sent by a terminal;
+/// 0: SI_USER, sent with kill). Run under SCHED_FIFO, it takes a signal the moment it is
+/// woken, before the processes woken with it run: a second copy sent a moment later (by a
+/// forwarding init or shell) is counted, not merged into the first while still pending.
+const COUNT_INT: &str = r#"
+import signal, time
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+print("ready", flush=True)
+n = 0
+end = time.time() + 1.5
+while True:
+    left = end - time.time()
+    if left <= 0:
+        break
+    i = signal.sigtimedwait({signal.SIGINT}, left)
+    if i is None:
+        break
+    n += 1
+    print("INT code=%d" % i.si_code, flush=True)
+print("total %d" % n, flush=True)
+"#;
+
+#[test]
+fn one_ctrl_c_reaches_the_payload_once_in_every_mode() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let count = dir.path().join("count.py");
+    std::fs::write(&count, COUNT_INT).unwrap();
+    let modes = [
+        ("no namespace", ""),
+        ("init without a pid namespace", "init: true,"),
+        ("a pid namespace and init", r#"ns: ["pid", "mnt"],"#),
+        (
+            "a pid namespace without init",
+            r#"ns: ["pid", "mnt"], init: false,"#,
+        ),
+        ("a pty of its own", "tty: true,"),
+    ];
+    for (what, spec) in modes {
+        let code = format!(
+            r#"exit(run(#{{ {spec} cmd: ["chrt", "-f", "10", "python3", "{}"] }}))"#,
+            count.display()
+        );
+        // On a terminal: one Ctrl-C, which the payload gets from its terminal.
+        let (out, status) = in_pty(
+            24,
+            80,
+            r#"[["expect", "ready"], ["sleep", 0.3], ["send", "\u0003"]]"#,
+            &[&ctrsh_bin(), "-e", &code],
+            &[],
+        );
+        assert_eq!(status, 0, "{what}: {out}");
+        assert!(out.contains("total 1"), "{what}, on a terminal: {out}");
+        assert!(out.contains("INT code=128"), "{what}: {out}");
+        // Without one: one SIGINT to ctrsh, passed on.
+        let mut child = std::process::Command::new(ctrsh_bin())
+            .arg("-e")
+            .arg(&code)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut rd = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut rd, &mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut rd, &mut rest).unwrap();
+        assert!(child.wait().unwrap().success(), "{what}: {rest}");
+        assert!(rest.contains("total 1"), "{what}, no terminal: {rest}");
+    }
+}
+
+#[test]
+fn ctrl_z_stops_ctrsh_with_its_payload_and_fg_brings_both_back() {
+    if !need_root() {
+        return;
+    }
+    // An interactive bash with job control runs ctrsh as a job. The payload has the
+    // terminal while ctrsh waits for it; Ctrl-Z stops it and ctrsh with it, `bg` goes on in
+    // the background until the payload reads the terminal, and `fg` gives it the terminal.
+    let dir = tempfile::tempdir().unwrap();
+    let rc = dir.path().join("rc");
+    std::fs::write(&rc, "PS1='jc> '\n").unwrap();
+    for spec in ["", r#"ns: ["pid", "mnt"],"#] {
+        let code = format!(
+            r#"print(run(#{{ {spec} cmd: ["sh", "-c", "echo start; sleep 1; echo done; read x; echo got $x"] }}))"#
+        );
+        let steps = r#"[["expect", "jc> "], ["send", "\"$CTRSH\" -e \"$CODE\"\r"],
+            ["expect", "start"], ["sleep", 0.3], ["send", "\u001a"], ["expect", "jc> "],
+            ["sleep", 1.3], ["send", "echo waited-$((6*7))\r"], ["expect", "jc> "],
+            ["send", "bg\r"], ["expect", "done"], ["sleep", 0.5], ["send", "fg\r"],
+            ["sleep", 0.5], ["send", "hello\r"], ["expect", "got hello"], ["expect", "jc> "],
+            ["send", "exit\r"]]"#;
+        let bin = ctrsh_bin();
+        let (out, status) = in_pty(
+            24,
+            80,
+            steps,
+            &["bash", "--rcfile", &rc.display().to_string(), "-i"],
+            &[("CTRSH", &bin), ("CODE", &code)],
+        );
+        assert_eq!(status, 0, "{spec}: {out}");
+        assert!(out.contains("Stopped"), "{spec}: {out}");
+        let (waited, done) = (out.find("waited-42"), out.rfind("done"));
+        assert!(
+            waited.is_some() && done.is_some() && waited < done,
+            "{spec}: the payload ran on while stopped: {out}"
+        );
+        assert!(out.contains("got hello\r\n0\r\n"), "{spec}: {out}");
+    }
+}
+
+#[test]
+fn the_interactive_shell_of_the_toybox_recipe_gets_its_ctrl_c() {
+    if !need_root() {
+        return;
+    }
+    let recipe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/toybox.rhai");
+    let (out, status) = in_pty(
+        24,
+        80,
+        r##"[["expect", "# "], ["send", "sleep 20; echo after\r"], ["sleep", 0.5],
+            ["send", "\u0003"], ["expect", "# "], ["send", "echo rc=$?\r"], ["expect", "rc="],
+            ["expect", "# "], ["send", "exit 3\r"]]"##,
+        &[&ctrsh_bin(), &recipe.display().to_string()],
+        &[],
+    );
+    assert_eq!(status, 3, "{out}");
+    assert!(out.contains("rc=130"), "{out}");
+    assert!(
+        !out.contains("\nafter"),
+        "the sleep was not interrupted: {out}"
+    );
+}

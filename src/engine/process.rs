@@ -15,7 +15,7 @@ use super::error::{arg_err, script_type, sys_err, IntoScript, RResult};
 use super::fd::Fd;
 use super::ns::{kind_arg, Ns};
 use crate::sys::ns::{NsFd, NsKind};
-use crate::sys::{pidfd, signals, tty, wait, Result, SysError};
+use crate::sys::{jobctl, pidfd, signals, tty, wait, Result, SysError};
 
 /// A process the script holds.
 #[derive(Clone)]
@@ -38,6 +38,9 @@ struct State {
     tty: RefCell<Option<OwnedFd>>,
     /// It is init of a pid namespace of its own: killing it ends everything it started.
     pid_ns: Cell<bool>,
+    /// For a mini-init: the read end of the pipe it reports its payload's stops on (one
+    /// byte, the signal), so that a wait on the terminal can stop with it.
+    stops: RefCell<Option<OwnedFd>>,
 }
 
 impl Process {
@@ -54,6 +57,7 @@ impl Process {
                 what: RefCell::new(what),
                 tty: RefCell::new(None),
                 pid_ns: Cell::new(false),
+                stops: RefCell::new(None),
             }),
         };
         if !detach {
@@ -99,6 +103,7 @@ impl Process {
                 what: RefCell::new(what),
                 tty: RefCell::new(None),
                 pid_ns: Cell::new(false),
+                stops: RefCell::new(None),
             }),
         })
     }
@@ -172,6 +177,29 @@ impl Process {
         r.map_err(|e| e.name(format!("pid {}", self.pid)))
     }
 
+    /// Give it the pipe its mini-init reports its payload's stops on.
+    pub fn set_stop_reports(&self, fd: OwnedFd) {
+        *self.state.stops.borrow_mut() = Some(fd);
+    }
+
+    /// The signal of a stop not yet handled: the child's own (waitid), or, for a mini-init,
+    /// the last its payload reported.
+    fn take_stop(&self, fd: BorrowedFd<'_>) -> Option<i32> {
+        let mut last = jobctl::stopped(fd);
+        if let Some(s) = self.state.stops.borrow().as_ref() {
+            let mut buf = [0u8; 64];
+            loop {
+                // SAFETY: reading into a local buffer from a non-blocking pipe of ours.
+                let n = unsafe { libc::read(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n <= 0 {
+                    break;
+                }
+                last = Some(i32::from(buf[n as usize - 1]));
+            }
+        }
+        last
+    }
+
     /// Give it the master of its pty, to relay in `wait`.
     pub fn set_tty(&self, master: OwnedFd) {
         *self.state.tty.borrow_mut() = Some(master);
@@ -205,7 +233,7 @@ impl Process {
     fn reaped(&self, code: i32) -> i32 {
         self.state.tty.borrow_mut().take();
         self.state.status.set(Some(code));
-        crate::sys::jobctl::reclaim_foreground();
+        self.state.stops.borrow_mut().take();
         if let Some(id) = self.state.own.take() {
             cleanup::disown(id);
         }
@@ -213,7 +241,8 @@ impl Process {
     }
 
     /// Wait for the process to end. Signals the shell receives meanwhile (TERM, INT, HUP,
-    /// QUIT, USR1, USR2, WINCH) are passed on to it, as `docker run` does. Returns the
+    /// QUIT, USR1, USR2, WINCH) are passed on to it, as `docker run` does; on the terminal
+    /// the shell controls, the child has the terminal meanwhile (sys::jobctl). Returns the
     /// status (128+N when killed by signal N), or None for a process that is not our child
     /// (its status is not ours to read; see [`Process::wait_other`]).
     pub fn wait(&self, timeout_ms: Option<i32>) -> Result<Option<i32>> {
@@ -234,7 +263,9 @@ impl Process {
             }
         }
         let Some(fd) = self.fd() else {
-            // No pidfd (an old kernel): a plain blocking waitpid, without forwarding.
+            // No pidfd (an old kernel): a plain blocking waitpid, without forwarding; the
+            // child has the terminal meanwhile.
+            let _fg = jobctl::Foreground::give(self.pid);
             return wait::reap_pid(self.pid)
                 .map(|c| Some(self.reaped(c)))
                 .map_err(|e| e.name(format!("pid {}", self.pid)));
@@ -242,23 +273,57 @@ impl Process {
         // The forwarded signals are blocked except inside ppoll: one that arrives between
         // the check below and the wait is delivered as ppoll starts (EINTR), so it is never
         // left unforwarded while the shell sleeps (a TERM sent just as the child started).
+        // So are SIGCHLD and SIGCONT, for job control (see sys::jobctl).
         let forwarded = signals::forwarded();
-        let blocked = signals::Blocked::new(&forwarded)?;
+        let mut watched = forwarded;
+        for sig in signals::JOB_SIGNALS {
+            watched.add(sig);
+        }
+        let _js = signals::JobSignals::start();
+        let blocked = signals::Blocked::new(&watched)?;
+        // Our own child, on the terminal we control: its group is the foreground one while
+        // we wait. The terminal's signals then reach it directly, and only it; what the
+        // shell gets meanwhile was sent to the shell, and is passed on.
+        let fg = jobctl::Foreground::give(self.pid);
+        if let Some(f) = &fg {
+            // A stop reported before it had the terminal (it read from it in the
+            // background) is over: continue it, as `fg` does.
+            if self.take_stop(fd).is_some() {
+                f.resume();
+            }
+        }
         loop {
             for sig in signals::take_all() {
                 if forwarded.contains(sig) {
                     let _ = self.signal(sig as i32);
-                } else {
+                } else if sig == Signal::SIGCONT {
+                    // The shell was stopped with its child and is continued (fg or bg).
+                    if let Some(f) = &fg {
+                        f.resume();
+                    }
+                } else if sig != Signal::SIGCHLD {
                     signals::set_pending(sig); // not ours to pass on (SIGPIPE's flag)
+                }
+            }
+            if let Some(f) = &fg {
+                match self.take_stop(fd) {
+                    Some(libc::SIGTSTP) => f.suspend(), // Ctrl-Z: stop with it
+                    Some(sig @ (libc::SIGTTIN | libc::SIGTTOU)) => f.terminal_stop(sig),
+                    _ => {} // SIGSTOP is for whoever sent it to undo
                 }
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Ok(None);
             }
-            let mut fds = [tty::pollfd(fd, libc::POLLIN)];
-            if signals::ppoll(&mut fds, deadline, &blocked.old)? == 0 {
-                continue; // a signal or the deadline
+            let stops = self.state.stops.borrow();
+            let mut fds = vec![tty::pollfd(fd, libc::POLLIN)];
+            if let (Some(s), true) = (stops.as_ref(), fg.is_some()) {
+                fds.push(tty::pollfd(s.as_fd(), libc::POLLIN));
             }
+            if signals::ppoll(&mut fds, deadline, &blocked.old)? == 0 || fds[0].revents == 0 {
+                continue; // a signal, a stop report or the deadline
+            }
+            drop(stops);
             // The pidfd is readable: the process has exited.
             match wait::reap(fd, false) {
                 Ok(Some(c)) => return Ok(Some(self.reaped(c))),
@@ -312,6 +377,15 @@ impl Process {
         }
     }
 
+    /// Whether it is our child (not reaped yet, so its pid, and the group named by it, are
+    /// still ours) and leads a process group of its own, as every child ctrsh starts does.
+    fn leads_group(&self) -> bool {
+        // SAFETY: getpgid only asks.
+        self.state.child
+            && self.state.status.get().is_none()
+            && unsafe { libc::getpgid(self.pid) } == self.pid
+    }
+
     /// SIGKILL and reap (cleanup at the end of a recipe).
     pub fn kill_and_reap(&self) -> Result<()> {
         if self.state.status.get().is_some() {
@@ -319,15 +393,25 @@ impl Process {
         }
         // What it started goes too (a process in a pid namespace of its own takes the
         // namespace with it; without one, its descendants are found in /proc — stopped
-        // first, so none can fork a child the scan would miss).
+        // first, so none can fork a child the scan would miss — and so is the rest of its
+        // process group: orphans re-parented elsewhere that stayed in it).
+        let group = (!self.state.pid_ns.get() && self.leads_group()).then_some(self.pid);
         let tree = if self.state.pid_ns.get() {
             Vec::new()
         } else {
-            let _ = self.signal(libc::SIGSTOP);
+            match group {
+                Some(g) => crate::sys::proctree::signal_group(g, Signal::SIGSTOP),
+                None => {
+                    let _ = self.signal(libc::SIGSTOP);
+                }
+            }
             crate::sys::proctree::stop_descendants(self.pid)
         };
         let _ = self.signal(libc::SIGKILL);
         crate::sys::proctree::signal_all(&tree, Signal::SIGKILL);
+        if let Some(g) = group {
+            crate::sys::proctree::signal_group(g, Signal::SIGKILL);
+        }
         if let (Some(fd), true) = (self.fd(), self.state.child) {
             loop {
                 match wait::reap(fd, false) {
@@ -459,9 +543,13 @@ pub fn register(api: &mut Api) {
         "Process.wait() -> int",
         "Wait for the process to end and return its exit status: the exit code, or 128+N when\n\
          signal N killed it (137 for SIGKILL), as shells report it. Signals the shell gets\n\
-         meanwhile (TERM, INT, HUP, QUIT, USR1, USR2, WINCH) are passed on to it. For a process\n\
-         that is not the shell's child (pidfd_open, container(NAME)) it only waits for the end\n\
-         and returns (): its status is its parent's to read, and no signal is passed on to it\n\
+         meanwhile (TERM, INT, HUP, QUIT, USR1, USR2, WINCH) are passed on to it. When ctrsh\n\
+         is in the foreground of its terminal, the process has the terminal while it is\n\
+         waited for, as a shell's foreground job: it reads the keyboard and gets Ctrl-C\n\
+         itself, once; Ctrl-Z stops it and ctrsh, `fg` goes on (not waited for, it is in the\n\
+         background, as a shell's background job). For a process that is not the shell's\n\
+         child (pidfd_open, container(NAME)) it only waits for the end and returns (): its\n\
+         status is its parent's to read, and no signal is passed on to it\n\
          (INT, TERM and HUP stop the script, as during sleep). Waiting for the shell itself\n\
          (pidfd_open(pid())) is an error.\n\
          Example:\n    let code = spawn(#{ cmd: [\"sh\", \"-c\", \"exit 7\"] }).wait();   // 7",
@@ -534,8 +622,9 @@ pub fn register(api: &mut Api) {
         "Process.detach()",
         "Stop owning the process: the recipe's cleanup no longer kills it. It still gets\n\
          SIGKILL when ctrsh itself exits (the parent-death signal every spawned process is\n\
-         given, so a killed shell leaves nothing running); a process meant to outlive ctrsh\n\
-         is spawned with `detach: true`, which also gives it a session of its own.\n\
+         given; with a pid namespace or `init`, what it started goes too, so a killed shell\n\
+         leaves nothing running); a process meant to outlive ctrsh is spawned with\n\
+         `detach: true`, which also gives it a session of its own.\n\
          Example:\n    let p = spawn(#{ cmd: [\"sleep\", \"100\"] }); p.detach();",
         |p: &mut Process| p.detach(),
     );

@@ -810,7 +810,9 @@ pub fn launch_with(
     }
     // On error `pending` is dropped here: the child is killed and reaped.
     setup(&p)?;
-    pending.go().script()?;
+    if let Some(stops) = pending.go().script()?.stops {
+        p.set_stop_reports(stops);
+    }
     drop(std::mem::take(&mut prep.child_only));
     if let Some(sock) = prep.tty_sock.take() {
         // Sent before the payload exec'd, so it is there now.
@@ -919,7 +921,9 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
     let _ = std::io::stderr().flush();
     match launcher::fork().script()? {
         Forked::Child => {
-            // The child owns nothing of its parent's; it dies with it.
+            // The child owns nothing of its parent's; it dies with it. It leads a process
+            // group of its own, as every child does (sys::jobctl).
+            crate::sys::jobctl::own_group();
             cleanup::forget_all();
             // SAFETY: PR_SET_PDEATHSIG takes a signal number.
             unsafe {
@@ -956,7 +960,10 @@ fn fork_fn(ctx: NativeCallContext, body: FnPtr) -> RResult<Process> {
             // SAFETY: ends the forked child without running the parent's exit handlers.
             unsafe { libc::_exit(code) }
         }
-        Forked::Parent { pid, pidfd, .. } => Ok(Process::child(pid, pidfd, "fork".into(), false)),
+        Forked::Parent { pid, pidfd, .. } => {
+            crate::sys::jobctl::set_group(pid);
+            Ok(Process::child(pid, pidfd, "fork".into(), false))
+        }
     }
 }
 
@@ -1061,7 +1068,9 @@ macro_rules! spec_doc {
   time_offsets  #{ monotonic: secs, boottime: secs } (needs "time")
   stdin, stdout, stderr   inherit (default), "null", a path, an Fd or an fd number
   fds           map target fd -> Fd or fd number: #{ "3": sock }; every other fd is closed
-  init          ctrsh's mini-init as pid 1 (default true with a new pid namespace)
+  init          ctrsh's mini-init as pid 1 (default true with a new pid namespace); without
+                a pid namespace it is a subreaper: the payload's orphans stay its children,
+                and it ends them all when the payload exits or ctrsh dies
   setup         |p| { ... } runs in the shell after the namespaces exist, before exec
   cgroup        a Cgroup (or a path / #{ path, limits }) to start in: CLONE_INTO_CGROUP on v2,
                 the v1 hierarchies before the child runs anything
@@ -1095,7 +1104,15 @@ pub fn register(api: &mut Api) {
             "Start a process — a container when the spec asks for namespaces — and return its\n\
              Process once it has exec'd. Any failure before exec (a missing program, a mount,\n\
              a map) is raised here with the step and object, and nothing is left running.\n\
-             Unless detached, it is killed when the recipe ends.\n",
+             It leads a process group of its own, as a shell's job: the terminal's Ctrl-C\n\
+             reaches it only while the script waits for it (wait, run), never while the\n\
+             script does something else.\n\
+             Unless detached, it is killed when the recipe ends, with what it started: a pid\n\
+             namespace or init (a subreaper without one) holds all of it; without either, its\n\
+             descendants and what is left in its process group are killed, but a process that\n\
+             left the group (setsid: a daemon) and was orphaned is out of reach. If ctrsh is\n\
+             killed, the process dies too unless detached (its parent-death signal), and with\n\
+             init or a pid namespace so does everything it started.\n",
             spec_doc!(),
             "Example:\n    let p = spawn(#{ ns: [\"user\", \"mnt\", \"pid\", \"uts\"], hostname: \"box\",\n                     cmd: [\"sh\", \"-c\", \"hostname; echo $$\"] });\n    print(p.wait());"
         ),

@@ -313,6 +313,13 @@ pub enum Stopped {
 /// Stop the container of `rec`: SIGTERM, up to `grace` for it to exit, then SIGKILL. Its
 /// state is removed afterwards. Signals go through a pidfd checked against the recorded
 /// start time, so a reused pid is never signalled.
+///
+/// What it started goes with it. A pid namespace ends with its init; a mini-init without
+/// one ends the tree it holds as a subreaper. Beyond that, the process group the
+/// container leads (every process ctrsh starts leads one) is killed once the container is
+/// gone: the children and orphans of a payload without init, as long as they stayed in the
+/// group. At the SIGKILL stage the descendants found in /proc are stopped and killed too.
+/// A process that left the group and whose parent died (a daemon) is out of reach.
 pub fn stop(rec: &Record, grace: std::time::Duration) -> Result<Stopped> {
     let fd = match super::pidfd::open(rec.pid) {
         Ok(fd) if rec.alive() => fd,
@@ -321,6 +328,10 @@ pub fn stop(rec: &Record, grace: std::time::Duration) -> Result<Stopped> {
             return Ok(Stopped::NotRunning);
         }
     };
+    // Asked while it runs (checked again through the pidfd), so the number names its group.
+    // SAFETY: getpgid only asks.
+    let group = unsafe { libc::getpgid(rec.pid) } == rec.pid
+        && !super::wait::exited(std::os::fd::AsFd::as_fd(&fd), 0).unwrap_or(true);
     let wait = |ms: u64| -> Result<bool> {
         let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
         loop {
@@ -342,11 +353,23 @@ pub fn stop(rec: &Record, grace: std::time::Duration) -> Result<Stopped> {
         Err(_) => Stopped::NotRunning,
         Ok(()) if wait(grace.as_millis() as u64)? => Stopped::Terminated,
         Ok(()) => {
+            // Stopped first with what it started, so that nothing forks meanwhile.
+            let sig = nix::sys::signal::Signal::SIGSTOP;
+            if group {
+                super::proctree::signal_group(rec.pid, sig);
+            } else {
+                let _ = super::pidfd::send_signal(fd.as_fd(), libc::SIGSTOP);
+            }
+            let tree = super::proctree::stop_descendants(rec.pid);
             let _ = super::pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
+            super::proctree::signal_all(&tree, nix::sys::signal::Signal::SIGKILL);
             wait(5000)?;
             Stopped::Killed
         }
     };
+    if group {
+        super::proctree::signal_group(rec.pid, nix::sys::signal::Signal::SIGKILL);
+    }
     forget(rec);
     Ok(outcome)
 }

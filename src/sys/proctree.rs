@@ -44,10 +44,21 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 /// until the processes it signalled are really stopped (state T in /proc/PID/stat, or gone),
 /// then scans again; a round that finds nothing new ends it. A single snapshot then kill
 /// misses the child of a fork in flight.
-/// Orphans already re-parented to init are out of reach (a pid namespace or a cgroup is
-/// what holds a tree for sure).
+/// Orphans already re-parented elsewhere are not descendants any more: the caller also
+/// signals the process group (where they stay unless they left it), and a mini-init holds
+/// them as a subreaper (a pid namespace or a cgroup is what holds a tree for sure).
 pub fn stop_descendants(pid: i32) -> Vec<i32> {
     wait_stopped(&[pid]);
+    stop_rounds(pid)
+}
+
+/// [`stop_descendants`] of the calling process, which keeps running (it does not fork
+/// meanwhile): a mini-init ending the tree it holds.
+pub fn stop_own_descendants() -> Vec<i32> {
+    stop_rounds(std::process::id() as i32)
+}
+
+fn stop_rounds(pid: i32) -> Vec<i32> {
     let mut stopped: Vec<i32> = Vec::new();
     loop {
         let fresh: Vec<i32> = descendants(pid)
@@ -76,6 +87,12 @@ fn wait_stopped(pids: &[i32]) {
         }
         std::thread::sleep(Duration::from_micros(100));
     }
+}
+
+/// Send `sig` to the process group `pgrp` (gone: nothing to do). The caller makes sure the
+/// number still names the group it means: a group leader not yet reaped pins it.
+pub fn signal_group(pgrp: i32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgrp), sig);
 }
 
 /// Send `sig` to each of `pids`, ignoring those that are gone.

@@ -94,23 +94,61 @@ pub struct Forwarding {
 
 impl Forwarding {
     pub fn start() -> Forwarding {
-        let act = flag_handler();
-        let mut saved = Vec::new();
-        for sig in FORWARD_ONLY {
-            // SAFETY: the handler only updates an atomic.
-            if let Ok(old) = unsafe { sigaction(sig, &act) } {
-                saved.push((sig, old));
-            }
+        Forwarding {
+            saved: catch(&FORWARD_ONLY),
         }
-        Forwarding { saved }
     }
 }
 
 impl Drop for Forwarding {
     fn drop(&mut self) {
-        for (sig, old) in self.saved.drain(..) {
-            // SAFETY: restoring the disposition that was there before.
-            let _ = unsafe { sigaction(sig, &old) };
+        restore(&mut self.saved);
+    }
+}
+
+/// Install the flag handler for `sigs`, returning the dispositions it replaced.
+fn catch(sigs: &[Signal]) -> Vec<(Signal, SigAction)> {
+    let act = flag_handler();
+    let mut saved = Vec::new();
+    for &sig in sigs {
+        // SAFETY: the handler only updates an atomic.
+        if let Ok(old) = unsafe { sigaction(sig, &act) } {
+            saved.push((sig, old));
+        }
+    }
+    saved
+}
+
+fn restore(saved: &mut Vec<(Signal, SigAction)>) {
+    for (sig, old) in saved.drain(..) {
+        // SAFETY: restoring the disposition that was there before.
+        let _ = unsafe { sigaction(sig, &old) };
+    }
+}
+
+/// The signals a wait for a child on the terminal also watches (see `jobctl`): SIGCHLD
+/// (the child stopped) and SIGCONT (the shell itself was continued).
+pub const JOB_SIGNALS: [Signal; 2] = [Signal::SIGCHLD, Signal::SIGCONT];
+
+/// While alive, [`JOB_SIGNALS`] set their flags too. On drop their dispositions come back
+/// and their flags are cleared: they concern only that wait.
+pub struct JobSignals {
+    saved: Vec<(Signal, SigAction)>,
+}
+
+impl JobSignals {
+    pub fn start() -> JobSignals {
+        JobSignals {
+            saved: catch(&JOB_SIGNALS),
+        }
+    }
+}
+
+impl Drop for JobSignals {
+    fn drop(&mut self) {
+        restore(&mut self.saved);
+        for sig in JOB_SIGNALS {
+            PENDING.fetch_and(!(1u64 << sig as i32), Ordering::SeqCst);
         }
     }
 }

@@ -13,18 +13,20 @@ use crate::sys::error::{Result, SysError};
 use crate::sys::fsmount::{self, FsBuilder, ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID};
 use crate::sys::idmap::Which;
 use crate::sys::ns::{self, NsKind};
-use crate::sys::{attach, caps, exec, init, mount, rlimit, rootfs, safepath, tty, unixsock};
+use crate::sys::{
+    attach, caps, exec, init, jobctl, mount, rlimit, rootfs, safepath, tty, unixsock,
+};
 
 /// Exit statuses of a child that failed before its payload ran (as podman and env use).
 const EXIT_SETUP: i32 = 125;
 const EXIT_NOT_EXECUTABLE: i32 = 126;
 const EXIT_NOT_FOUND: i32 = 127;
 
-pub(super) fn run(plan: &Plan, go: OwnedFd, errors: OwnedFd) -> ! {
+pub(super) fn run(plan: &Plan, go: OwnedFd, errors: OwnedFd, stops: Option<OwnedFd>) -> ! {
     // A panic must never unwind into the shell's code in the child.
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let e = match setup(plan, &go) {
-            Ok(()) => payload_or_init(plan, &errors),
+            Ok(()) => payload_or_init(plan, &errors, stops),
             Err(e) => e,
         };
         fail(&errors, e)
@@ -66,12 +68,19 @@ fn prctl(op: &str, option: libc::c_int, arg: libc::c_ulong) -> Result<()> {
 
 /// Everything shared by init and payload: namespaces, identity inside, hostname, mounts.
 fn setup(plan: &Plan, go: &OwnedFd) -> Result<()> {
+    if plan.own_group() {
+        jobctl::own_group();
+    }
     if plan.die_with_parent {
-        prctl(
-            "prctl(PR_SET_PDEATHSIG)",
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as _,
-        )?;
+        // A mini-init that holds the payload's tree (no pid namespace of its own, where the
+        // kernel would end it all) takes the shell's death as SIGHUP: it ends the tree
+        // before it exits (sys::init).
+        let sig = if plan.init_holds_tree() {
+            libc::SIGHUP
+        } else {
+            libc::SIGKILL
+        };
+        prctl("prctl(PR_SET_PDEATHSIG)", libc::PR_SET_PDEATHSIG, sig as _)?;
     }
     if plan.new_session {
         nix::unistd::setsid().map_err(|e| SysError::os("setsid", e))?;
@@ -209,9 +218,34 @@ fn fresh_proc() -> Result<()> {
 }
 
 /// With init: fork the payload and supervise it. Without: become the payload.
-fn payload_or_init(plan: &Plan, errors: &OwnedFd) -> SysError {
+fn payload_or_init(plan: &Plan, errors: &OwnedFd, stops: Option<OwnedFd>) -> SysError {
     if plan.init {
-        return init::run(|| fail(errors, payload(plan)));
+        // SAFETY: getpid takes no arguments.
+        let init_pid = unsafe { libc::getpid() };
+        let how = init::Init {
+            stops,
+            holds_tree: plan.init_holds_tree(),
+        };
+        return init::run(how, || {
+            // fork clears the parent-death signal: the payload dies with init, which dies
+            // with the shell (or ends everything when it holds the tree). Set, then checked
+            // against an init that died before it was set.
+            if plan.die_with_parent {
+                if let Err(e) = prctl(
+                    "prctl(PR_SET_PDEATHSIG)",
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as _,
+                ) {
+                    fail(errors, e)
+                }
+                // SAFETY: getppid takes no arguments.
+                if unsafe { libc::getppid() } != init_pid {
+                    // SAFETY: ends the orphaned payload before it runs anything.
+                    unsafe { libc::_exit(EXIT_SETUP) }
+                }
+            }
+            fail(errors, payload(plan))
+        });
     }
     payload(plan)
 }

@@ -165,8 +165,9 @@ pub fn fork() -> Result<Forked> {
 }
 
 /// Fork a server process (debug_shell, syslogd) that runs `serve`: in the child, a session
-/// of its own when `detach`, else death with the parent (PR_SET_PDEATHSIG). `serve` is
-/// not meant to return; if it does, the child exits 1. Returns the child's pid and pidfd.
+/// of its own when `detach`, else a process group of its own (the terminal's Ctrl-C is not
+/// for it: sys::jobctl) and death with the parent (PR_SET_PDEATHSIG). `serve` is not meant
+/// to return; if it does, the child exits 1. Returns the child's pid and pidfd.
 pub fn fork_server(detach: bool, serve: impl FnOnce()) -> Result<(i32, Option<OwnedFd>)> {
     super::super::thread::assert_single_threaded("fork")?;
     match fork()? {
@@ -176,6 +177,7 @@ pub fn fork_server(detach: bool, serve: impl FnOnce()) -> Result<(i32, Option<Ow
                 if detach {
                     libc::setsid();
                 } else {
+                    crate::sys::jobctl::own_group();
                     libc::prctl(
                         libc::PR_SET_PDEATHSIG,
                         libc::SIGKILL as libc::c_ulong,
@@ -189,7 +191,12 @@ pub fn fork_server(detach: bool, serve: impl FnOnce()) -> Result<(i32, Option<Ow
             // SAFETY: ends the server without running the shell's exit handlers.
             unsafe { libc::_exit(1) }
         }
-        Forked::Parent { pid, pidfd, .. } => Ok((pid, pidfd)),
+        Forked::Parent { pid, pidfd, .. } => {
+            if !detach {
+                crate::sys::jobctl::set_group(pid);
+            }
+            Ok((pid, pidfd))
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 //! Parent (the shell)                      Child (clone3 with CLONE_PIDFD)
 //! ------------------                      -------------------------------
 //! enter joined namespaces but user        (inherits them)
-//!   temporarily; clone3; come back        join cgroups (cgroup_procs); attach mounts
+//!   temporarily; clone3; come back        its own process group (sys::jobctl);
+//! its own process group (too)               parent-death signal; join cgroups
+//!                                           (cgroup_procs); attach mounts
 //!                                           (Root::Attach); setns(cgroup) when deferred
 //! write setgroups, uid_map, gid_map       setns(user) when joining one; wait for "go"
 //! caller: setup closure, cgroup           …
@@ -150,6 +152,17 @@ impl Plan {
             && (self.creates(NsKind::Mnt) || self.joins(NsKind::Mnt))
             && !matches!(self.root, Root::Plan(_))
     }
+    /// Whether the child is put in a process group of its own (`sys::jobctl`): always but
+    /// when it starts a session (detach) or its payload does (a pty without init: setsid
+    /// fails for a group leader).
+    fn own_group(&self) -> bool {
+        !self.new_session && (self.tty.is_none() || self.init)
+    }
+    /// Whether the mini-init is not pid 1 of a namespace of its own: it is then a
+    /// subreaper, holds the payload's tree (orphans included) and ends it with the payload.
+    fn init_holds_tree(&self) -> bool {
+        self.init && !self.creates(NsKind::Pid)
+    }
     /// Whether a joined cgroup namespace waits for the child (see `cgroup_procs`).
     fn defers_cgroup_ns(&self) -> bool {
         !self.cgroup_procs.is_empty()
@@ -163,6 +176,7 @@ pub struct Pending {
     pidfd: Option<OwnedFd>,
     go: Option<OwnedFd>,
     errors: Option<OwnedFd>,
+    stops: Option<OwnedFd>,
     /// Whether CLONE_INTO_CGROUP placed it already.
     pub in_cgroup: bool,
     /// Whether the child waits for "go" (see [`Plan::waits`]).
@@ -172,6 +186,8 @@ pub struct Pending {
 /// A child that has exec'd its payload (or mini-init, which has): its pidfd.
 pub struct Child {
     pub pidfd: Option<OwnedFd>,
+    /// A mini-init's reports of its payload's stops (one byte each: the signal).
+    pub stops: Option<OwnedFd>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -192,6 +208,16 @@ pub fn start(plan: &Plan) -> Result<Pending> {
     }
     let (go_rd, go_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
+    // A mini-init tells the shell when its payload stops (see sys::jobctl). Non-blocking on
+    // both ends: init never waits for a shell that does not read, nor the shell for init.
+    let stops = if plan.init {
+        let (rd, wr) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| SysError::os("pipe", e))?;
+        Some((rd, wr))
+    } else {
+        None
+    };
 
     // Namespaces created at clone time: all requested ones except cgroup (created after the
     // cgroup move, so that its root is the new cgroup) and time (its offsets must be written
@@ -232,7 +258,7 @@ pub fn start(plan: &Plan) -> Result<Pending> {
             std::mem::forget(guard);
             drop(go_wr);
             drop(err_rd);
-            child::run(plan, go_rd, err_wr)
+            child::run(plan, go_rd, err_wr, stops.map(|(_, wr)| wr))
         }
         Ok(f) => f,
         Err(e) => {
@@ -251,11 +277,15 @@ pub fn start(plan: &Plan) -> Result<Pending> {
     };
     drop(go_rd);
     drop(err_wr);
+    if plan.own_group() {
+        super::jobctl::set_group(pid);
+    }
     let pending = Pending {
         pid,
         pidfd,
         go: Some(go_wr),
         errors: Some(err_rd),
+        stops: stops.map(|(rd, _)| rd),
         in_cgroup: into_cgroup,
         waits: plan.waits(),
     };
@@ -302,8 +332,9 @@ impl Pending {
         drop(errors);
         if msg.is_empty() {
             let pidfd = self.pidfd.take();
+            let stops = self.stops.take();
             std::mem::forget(self);
-            return Ok(Child { pidfd });
+            return Ok(Child { pidfd, stops });
         }
         let err = report::decode(&msg).unwrap_or_else(|| {
             SysError::protocol(
@@ -312,6 +343,7 @@ impl Pending {
             )
         });
         self.reap();
+        drop(self.stops.take());
         std::mem::forget(self);
         Err(err)
     }
