@@ -179,27 +179,33 @@ pub fn pair(a: &Link, b: &Link) -> OwnId {
     own_links(what, vec![End::of(a), End::of(b)])
 }
 
+/// Register `what`, made in `ns`, to be undone there by `undo` at the end: only while the
+/// namespace lives (one that died took it along) and outlives the shell.
+fn own_in(
+    ns: &Rc<NsFd>,
+    what: String,
+    undo: impl FnOnce(&Rc<NsFd>) -> Result<(), SysError> + 'static,
+) -> OwnId {
+    let nsref = NsRef::new(ns);
+    let test = nsref.clone();
+    cleanup::own_while(
+        what,
+        move || test.alive(),
+        move || match nsref.lasting() {
+            Some((ns, _)) => undo(&ns),
+            None => Ok(()),
+        },
+    )
+}
+
 /// Own an address put on a link the recipe did not create.
 pub fn addr(ns: Rc<NsFd>, index: u32, name: String, c: Cidr) -> OwnId {
     let what = format!("address {c} on {name} in {}", ns_name(&ns));
     let inode = ns.inode;
-    let nsref = NsRef::new(&ns);
-    let test = nsref.clone();
-    let id = cleanup::own_while(
-        what,
-        move || test.alive(),
-        move || {
-            let Some((ns, _)) = nsref.lasting() else {
-                return Ok(());
-            };
-            match nladdr::del(&ns, index, &c) {
-                Err(f) if !gone(f.errno()) => {
-                    Err(nl_sys(f, "del_addr", &name, format!("{c} on {name}")))
-                }
-                _ => Ok(()),
-            }
-        },
-    );
+    let id = own_in(&ns, what, move |ns| match nladdr::del(ns, index, &c) {
+        Err(f) if !gone(f.errno()) => Err(nl_sys(f, "del_addr", &name, format!("{c} on {name}"))),
+        _ => Ok(()),
+    });
     ADDRS.with(|a| {
         let mut a = a.borrow_mut();
         a.retain(|e| cleanup::is_owned(e.3));
@@ -225,23 +231,10 @@ pub fn addr_removed(ns: &NsFd, index: u32, c: &Cidr) {
 pub fn route(ns: Rc<NsFd>, r: Route, shown: String) -> OwnId {
     let what = format!("route {shown} in {}", ns_name(&ns));
     let (inode, key) = (ns.inode, r.clone());
-    let nsref = NsRef::new(&ns);
-    let test = nsref.clone();
-    let id = cleanup::own_while(
-        what,
-        move || test.alive(),
-        move || {
-            let Some((ns, _)) = nsref.lasting() else {
-                return Ok(());
-            };
-            match nlroute::del(&ns, &r) {
-                Err(f) if !gone(f.errno()) => {
-                    Err(nl_sys(f, "route_del", &r.dst_string(), shown.clone()))
-                }
-                _ => Ok(()),
-            }
-        },
-    );
+    let id = own_in(&ns, what, move |ns| match nlroute::del(ns, &r) {
+        Err(f) if !gone(f.errno()) => Err(nl_sys(f, "route_del", &r.dst_string(), shown.clone())),
+        _ => Ok(()),
+    });
     ROUTES.with(|v| {
         let mut v = v.borrow_mut();
         v.retain(|e| cleanup::is_owned(e.2));
