@@ -228,20 +228,6 @@ fn a_named_container_killed_by_a_real_time_signal_ends() {
     );
 }
 
-/// Pids of the processes whose command line starts with `prefix` (pgrep -f).
-fn pids_of(prefix: &str) -> Vec<i32> {
-    std::process::Command::new("pgrep")
-        .args(["-f", &format!("^{prefix}")])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn stop_ends_what_the_container_started() {
     // Without a pid namespace: the payload's child and an orphan (in the container's

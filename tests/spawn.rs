@@ -883,20 +883,6 @@ fn exec_refuses_one_string_and_names_a_missing_program() {
     );
 }
 
-/// Pids of the processes whose command line starts with `prefix` (pgrep -f).
-fn pids_of(prefix: &str) -> Vec<i32> {
-    Command::new("pgrep")
-        .args(["-f", &format!("^{prefix}")])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The processes still running under `prefix` after up to 2 s; each is killed (by pid), so
 /// a failing test leaves nothing behind.
 fn left_over(prefix: &str) -> Vec<i32> {

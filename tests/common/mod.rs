@@ -242,3 +242,17 @@ pub fn need_root() -> bool {
     }
     true
 }
+
+/// Pids of the processes whose command line starts with `prefix` (pgrep -f).
+pub fn pids_of(prefix: &str) -> Vec<i32> {
+    std::process::Command::new("pgrep")
+        .args(["-f", &format!("^{prefix}")])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
