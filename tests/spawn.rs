@@ -451,13 +451,19 @@ fn stdio_null_paths_and_capture() {
         run(#{{ cmd: ["echo", "to a file"], stdout: "{p}" }});
         run(#{{ cmd: ["cat"], stdin: "{p}", stdout: "{p}.2" }});
         print(read_file("{p}.2"));
-        let r = output(#{{ cmd: ["sh", "-c", "echo visible; echo hidden >&2"], stderr: "null" }});
+        let r = output(#{{ cmd: ["sh", "-c", "echo visible; echo hidden >&2"], stderr: "null", tty: false }});
         print(`[${{r.stdout}}][${{r.stderr}}]`);
+        try {{ output(#{{ cmd: ["true"], tty: true }}); }} catch (e) {{ print(e.message); }}
         "#,
         p = path.display()
     ));
     assert!(out.contains("to a file"), "{out}");
     assert!(out.contains("[visible\n][]"), "{out}");
+    // tty: false passes through output() (a spec shared with run); a pty is refused.
+    assert!(
+        out.contains("output(tty): output() collects stdout and stderr"),
+        "{out}"
+    );
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(format!("{}.2", path.display()));
 }

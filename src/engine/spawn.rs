@@ -652,7 +652,11 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
             "a detached process has nobody to relay its terminal: drop tty or detach",
         ));
     }
-    if o.get("tty").is_some() && capture {
+    // tty: false passes through (an option map shared with run); only a pty is refused.
+    if capture
+        && o.get("tty")
+            .is_some_and(|v| !(v.is_bool() && !v.as_bool().unwrap_or(true)))
+    {
         return Err(arg_err(
             op,
             "tty",

@@ -238,7 +238,8 @@ pub fn register(api: &mut Api) {
     api.func(
         "route_del",
         "route_del(opts: map)",
-        "Delete a route; the same options as route_add (fields left out match any route).\n\
+        "Delete a route; the same options as route_add: dst is required, the other fields\n\
+         left out match any route to dst.\n\
          Example:\n    route_del(#{ dst: \"10.2.0.0/24\", ns: r });",
         route_del,
     );
