@@ -653,10 +653,7 @@ pub fn prepare(op: &str, spec: Map, capture: bool) -> RResult<Prepared> {
         ));
     }
     // tty: false passes through (an option map shared with run); only a pty is refused.
-    if capture
-        && o.get("tty")
-            .is_some_and(|v| !(v.is_bool() && !v.as_bool().unwrap_or(true)))
-    {
+    if capture && o.get("tty").is_some_and(|v| v.as_bool() != Ok(false)) {
         return Err(arg_err(
             op,
             "tty",
