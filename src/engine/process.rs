@@ -274,17 +274,21 @@ impl Process {
         // the check below and the wait is delivered as ppoll starts (EINTR), so it is never
         // left unforwarded while the shell sleeps (a TERM sent just as the child started).
         // So are SIGCHLD and SIGCONT, for job control (see sys::jobctl).
-        let forwarded = signals::forwarded();
-        let mut watched = forwarded;
-        for sig in signals::JOB_SIGNALS {
-            watched.add(sig);
-        }
-        let _js = signals::JobSignals::start();
-        let blocked = signals::Blocked::new(&watched)?;
         // Our own child, on the terminal we control: its group is the foreground one while
         // we wait. The terminal's signals then reach it directly, and only it; what the
-        // shell gets meanwhile was sent to the shell, and is passed on.
+        // shell gets meanwhile was sent to the shell, and is passed on. Without a terminal
+        // there is no job control to follow: SIGCHLD and SIGCONT are left alone. (A stop
+        // before the signals are caught is seen by take_stop below, before any sleep.)
         let fg = jobctl::Foreground::give(self.pid);
+        let forwarded = signals::forwarded();
+        let mut watched = forwarded;
+        if fg.is_some() {
+            for sig in signals::JOB_SIGNALS {
+                watched.add(sig);
+            }
+        }
+        let _js = fg.as_ref().map(|_| signals::JobSignals::start());
+        let blocked = signals::Blocked::new(&watched)?;
         if let Some(f) = &fg {
             // A stop reported before it had the terminal (it read from it in the
             // background) is over: continue it, as `fg` does.
@@ -316,10 +320,14 @@ impl Process {
                 return Ok(None);
             }
             let stops = self.state.stops.borrow();
-            let mut fds = vec![tty::pollfd(fd, libc::POLLIN)];
-            if let (Some(s), true) = (stops.as_ref(), fg.is_some()) {
-                fds.push(tty::pollfd(s.as_fd(), libc::POLLIN));
-            }
+            let stops_fd = stops.as_ref().filter(|_| fg.is_some());
+            let mut fds = [
+                tty::pollfd(fd, libc::POLLIN),
+                match stops_fd {
+                    Some(s) => tty::pollfd(s.as_fd(), libc::POLLIN),
+                    None => tty::pollfd(fd, 0),
+                },
+            ];
             if signals::ppoll(&mut fds, deadline, &blocked.old)? == 0 || fds[0].revents == 0 {
                 continue; // a signal, a stop report or the deadline
             }
