@@ -35,12 +35,7 @@ thread_local! {
 
 /// The root directory as an O_PATH handle.
 fn open_root() -> Result<OwnedFd> {
-    rustix::fs::open(
-        "/",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| rx("open", e).path("/"))
+    super::safepath::open_dir(std::path::Path::new("/"))
 }
 
 /// An fd on this process's mount namespace: /proc/self/ns/mnt, or where /proc is not
@@ -97,7 +92,10 @@ impl FsView {
             }
         }
         let (ns, root) = (open_own_mnt_ns()?, open_root()?);
-        let id = id_of(&ns, &root)?;
+        let id = match now {
+            Some(id) => id,
+            None => id_of(&ns, &root)?,
+        };
         let v = Rc::new(FsView { ns, root, id });
         LAST.with(|l| *l.borrow_mut() = Some(v.clone()));
         Ok(v)
@@ -117,21 +115,20 @@ impl FsView {
     /// the process had are restored on every path. Without any switch when the process is
     /// in this view already.
     pub fn run<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        if id_now() == Some(self.id) {
+        let now = id_now();
+        if now == Some(self.id) {
             return f();
         }
         let (ns, root) = (open_own_mnt_ns()?, open_root()?);
         let back = FsView {
-            id: id_of(&ns, &root)?,
+            id: match now {
+                Some(id) => id,
+                None => id_of(&ns, &root)?,
+            },
             ns,
             root,
         };
-        let cwd = rustix::fs::open(
-            ".",
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| rx("open", e).path("."))?;
+        let cwd = super::safepath::open_dir(std::path::Path::new("."))?;
         let r = self.enter(Some(back.id.ns)).and_then(|()| f());
         // Whatever happened (even a half-done switch), go back. The namespace we may be in
         // is this view's: setns only when that differs from where we came from.

@@ -244,11 +244,14 @@ pub fn mount(
     flags: libc::c_ulong,
     data: Option<&str>,
 ) -> Result<()> {
-    let is_bind = flags & libc::MS_BIND != 0;
-    let src_is_file = match (is_bind, source) {
-        (true, Some(s)) => std::fs::metadata(s).map(|m| !m.is_dir()).unwrap_or(false),
-        _ => false,
-    };
+    // A bind or a move mounts what its source is (a file onto a file); a new filesystem's
+    // root is a directory.
+    let moves = flags & (libc::MS_BIND | libc::MS_MOVE) != 0;
+    let src_dir = source
+        .filter(|_| moves)
+        .and_then(|s| std::fs::metadata(s).ok())
+        .map(|m| m.is_dir());
+    let src_is_file = flags & libc::MS_BIND != 0 && src_dir == Some(false);
     let tfd = target.open("mount", "target", src_is_file)?;
     // mount(2) takes a path: a host path as given, a path inside a root through the fd
     // found inside it (which needs /proc).
@@ -272,17 +275,14 @@ pub fn mount(
     .and_then(|()| bind_attrs(&tpath, flags))
     .map_err(|e| {
         let err = SysError::os("mount", e).path(target.path()).detail(detail);
-        // A bind or a move mounts what its source is; a new filesystem's root is a
-        // directory. A remount or a propagation change mounts nothing.
+        // A remount or a propagation change mounts nothing.
         let changes = libc::MS_REMOUNT
             | libc::MS_PRIVATE
             | libc::MS_SLAVE
             | libc::MS_SHARED
             | libc::MS_UNBINDABLE;
         if flags & changes == 0 {
-            let moves = flags & (libc::MS_BIND | libc::MS_MOVE) != 0;
-            let src_is_dir =
-                !moves || source.is_some_and(|s| std::fs::metadata(s).is_ok_and(|m| m.is_dir()));
+            let src_is_dir = !moves || src_dir == Some(true);
             let what = format!("a {} mount", fstype.unwrap_or("new"));
             let what = (!moves).then_some(what.as_str());
             let (t, fd) = (target.path(), tfd.as_fd());
@@ -323,7 +323,7 @@ const BIND_ATTR_FLAGS: libc::c_ulong = libc::MS_RDONLY
     | 256; // MS_NOSYMFOLLOW
 
 /// mount(2) with a target and flags only: a remount or a propagation change.
-fn flags_only(path: &str, flags: libc::c_ulong) -> nix::Result<()> {
+pub(crate) fn flags_only(path: &str, flags: libc::c_ulong) -> nix::Result<()> {
     nix::mount::mount(
         None::<&str>,
         path,
@@ -349,14 +349,14 @@ fn bind_attrs(tpath: &str, flags: libc::c_ulong) -> nix::Result<()> {
 /// refuses, in the kernel's words, when it can be found (mount(2) itself only tells the
 /// kernel log).
 fn data_refused(err: SysError, fstype: Option<&str>, data: &str) -> SysError {
-    match fstype.map(|t| (t, fsmount::refused_option(t, data))) {
-        Some((_, Some((opt, why)))) => {
+    match fstype.map(|t| fsmount::refused_option(t, data)) {
+        Some(Some((opt, why))) => {
             let why = why.map(|w| format!(": {w}")).unwrap_or_default();
             err.name("data")
                 .detail(format!("option {opt:?} refused{why}"))
         }
         // Each option is fine on its own: the refusal is about something else.
-        Some((_, None)) if fsmount::available() => err.hint(
+        Some(None) if fsmount::available() => err.hint(
             "the filesystem accepts each option in data on its own: the kernel refused the \
              mount (flags, source, target, or the options together); dmesg may say why",
         ),
@@ -473,14 +473,8 @@ fn legacy_bind(sfd: BorrowedFd<'_>, dst: Place<'_>, o: BindOpts<'_>, file: bool)
         })
         .collect();
     for t in under {
-        nix::mount::mount(
-            None::<&str>,
-            t.as_str(),
-            None::<&str>,
-            ms(libc::MS_REMOUNT | libc::MS_BIND | bits),
-            None::<&str>,
-        )
-        .map_err(|e| SysError::os("mount", e).path(&t).detail("bind remount"))?;
+        flags_only(&t, libc::MS_REMOUNT | libc::MS_BIND | bits)
+            .map_err(|e| SysError::os("mount", e).path(&t).detail("bind remount"))?;
     }
     Ok(())
 }
@@ -989,13 +983,9 @@ pub fn pivot_into(dir: &str, mount_proc: bool) -> Result<()> {
 pub fn chroot_pivot(dir: &str, swap: Option<(&str, &str)>) -> Result<()> {
     need_absolute("chroot_pivot", "dir", dir)?;
     let Some((new_root, put_old)) = swap else {
-        // The errors are chroot_pivot's: the user called it, not pivot_into.
-        return pivot_into(dir, false).map_err(|mut e| {
-            if e.op == "pivot_into" {
-                e.op = "chroot_pivot".into();
-            }
-            e
-        });
+        // `dir` was checked above under chroot_pivot's name; what pivot_into can fail on
+        // after that names its own step (open, pivot_root ...).
+        return pivot_into(dir, false);
     };
     need_absolute("chroot_pivot", "new_root", new_root)?;
     need_absolute("chroot_pivot", "put_old", put_old)?;

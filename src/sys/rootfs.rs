@@ -460,13 +460,15 @@ fn fill(
         };
         // The read-write tree, where each linked rw_dir is made if it is missing (so its link
         // does not dangle); resolved inside that tree, whatever symlinks it holds.
-        let rw_tree = match &f.rw {
-            Some(_) if !f.rw_dirs.is_empty() => Some(safepath::open_in(
+        // (validate made sure rw_dirs come with rw.)
+        let rw_tree = if f.rw_dirs.is_empty() {
+            None
+        } else {
+            Some(safepath::open_in(
                 root,
                 "_fsroot_rw",
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
-            )?),
-            _ => None,
+            )?)
         };
         let explicit = !f.links.is_empty();
         for name in names {
@@ -620,16 +622,11 @@ fn fill(
             // A bind-remount keeping the root's nosuid,nodev (a user namespace may not
             // clear locked flags).
             let path = format!("/proc/self/fd/{}", root.as_raw_fd());
-            nix::mount::mount(
-                None::<&str>,
-                path.as_str(),
-                None::<&str>,
-                nix::mount::MsFlags::from_bits_retain(
-                    fsmount::ms_flags(ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV)
-                        | libc::MS_REMOUNT
-                        | libc::MS_BIND,
-                ),
-                None::<&str>,
+            mount::flags_only(
+                &path,
+                fsmount::ms_flags(ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV)
+                    | libc::MS_REMOUNT
+                    | libc::MS_BIND,
             )
             .map_err(|e| SysError::os("mount", e).detail("read-only root (MS_REMOUNT)"))?;
         }

@@ -175,14 +175,17 @@ pub fn eof_char(master: BorrowedFd<'_>) -> Option<u8> {
     let t = termios::tcgetattr(master).ok()?;
     t.local_modes
         .contains(termios::LocalModes::ICANON)
-        .then(|| t.special_codes[termios::SpecialCodeIndex::VEOF])
+        .then(|| veof(&t))
 }
 
 /// The pty's end-of-file character whatever its mode: a line editor such as readline
 /// switches canonical mode off but still takes this character on an empty line as the end.
 pub fn veof_char(master: BorrowedFd<'_>) -> Option<u8> {
-    let t = termios::tcgetattr(master).ok()?;
-    Some(t.special_codes[termios::SpecialCodeIndex::VEOF])
+    termios::tcgetattr(master).ok().map(|t| veof(&t))
+}
+
+fn veof(t: &termios::Termios) -> u8 {
+    t.special_codes[termios::SpecialCodeIndex::VEOF]
 }
 
 /// A pollfd; with no events the slot is switched off (fd -1), so a hangup that poll

@@ -212,8 +212,8 @@ impl Cgroup {
     /// Stop every process of the cgroup, waiting until all are stopped. Refuses when the
     /// shell itself is inside: it would stop with nobody left to thaw it.
     pub fn freeze(&self) -> Result<()> {
-        let (d, _) = self.freezer()?;
-        if self.shell_in(d)? {
+        let (d, version) = self.freezer()?;
+        if shell_within(&self.shell_memberships()?, d) {
             return Err(SysError::invalid(
                 "freeze",
                 "cgroup",
@@ -225,9 +225,9 @@ impl Cgroup {
             )
             .hint("move the shell out first (reset_cgroup), or freeze from a forked child"));
         }
-        match self.freezer()? {
-            (d, Version::V2) => v2::freeze(&d.path, true),
-            (d, Version::V1) => v1::freeze(&d.path, true),
+        match version {
+            Version::V2 => v2::freeze(&d.path, true),
+            Version::V1 => v1::freeze(&d.path, true),
         }
     }
 
@@ -243,11 +243,6 @@ impl Cgroup {
     pub fn holds_shell(&self) -> Result<Option<&Dir>> {
         let ms = self.shell_memberships()?;
         Ok(self.dirs.iter().find(|d| shell_within(&ms, d)))
-    }
-
-    /// Whether the shell itself is in `d` or below it.
-    fn shell_in(&self, d: &Dir) -> Result<bool> {
-        Ok(shell_within(&self.shell_memberships()?, d))
     }
 
     fn shell_memberships(&self) -> Result<Vec<layout::Membership>> {
