@@ -157,6 +157,20 @@ impl Rootfs {
         parts.join(", ")
     }
 
+    /// The top-level names the rootfs makes itself (dev, proc ...): fsroot links skip them.
+    fn made_names(&self) -> Vec<&'static str> {
+        [
+            (self.dev, "dev"),
+            (self.proc, "proc"),
+            (self.sysfs, "sys"),
+            (self.tmp, "tmp"),
+            (!self.run_dirs.is_empty(), "run"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect()
+    }
+
     /// Check the plan without touching anything: absolute host paths, sane modes.
     pub fn validate(&self) -> Result<()> {
         if let Some(s) = &self.size {
@@ -178,8 +192,16 @@ impl Rootfs {
             for p in [&f.ro, &f.rw].into_iter().flatten() {
                 mount::need_absolute("rootfs", "fsroot", p)?;
             }
+            let reserved = self.made_names();
             for n in &f.links {
                 top_level_name("fsroot.links", n)?;
+                if reserved.contains(&n.as_str()) {
+                    return Err(SysError::invalid(
+                        "rootfs",
+                        "fsroot.links",
+                        format!("{n:?} is made by the rootfs itself (its {n} option): leave it out of links"),
+                    ));
+                }
             }
             for n in &f.rw_dirs {
                 top_level_name("fsroot.rw_dirs", n)?;
@@ -408,55 +430,40 @@ fn fill(
     devs: Vec<(String, Prepared)>,
     prepared: Vec<Option<Prepared>>,
 ) -> Result<()> {
-    let mut reserved: Vec<&str> = Vec::new();
-    if plan.dev {
-        reserved.push("dev");
-    }
-    if plan.proc {
-        reserved.push("proc");
-    }
-    if plan.sysfs {
-        reserved.push("sys");
-    }
-    if plan.tmp {
-        reserved.push("tmp");
-    }
-    if !plan.run_dirs.is_empty() {
-        reserved.push("run");
-    }
+    let reserved = plan.made_names();
     if let Some(f) = &plan.fsroot {
         for (name, p) in &fsroot_trees {
             attach_at(root, p, name)?;
         }
-        let names: Vec<String> = if f.links.is_empty() {
-            let mut n = Vec::new();
-            for (name, _) in &fsroot_trees {
+        // The names to link, each with the source it was listed from (the read-only one
+        // first, as ctrtool links), or None where it is still to be looked for.
+        let names: Vec<(String, Option<&str>)> = if f.links.is_empty() {
+            let mut n: Vec<(String, Option<&str>)> = Vec::new();
+            for (side, _) in &fsroot_trees {
                 let d = safepath::open_in(
                     root,
-                    name,
+                    side,
                     rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
                 )?;
                 for ent in rustix::fs::Dir::read_from(&d)
-                    .map_err(|e| safepath::rx("read_dir", e).path(*name))?
+                    .map_err(|e| safepath::rx("read_dir", e).path(*side))?
                 {
-                    let ent = ent.map_err(|e| safepath::rx("read_dir", e).path(*name))?;
+                    let ent = ent.map_err(|e| safepath::rx("read_dir", e).path(*side))?;
                     let s = ent.file_name().to_string_lossy().into_owned();
-                    if s != "." && s != ".." && !n.contains(&s) {
-                        n.push(s);
+                    if s != "." && s != ".." && !n.iter().any(|(x, _)| *x == s) {
+                        n.push((s, Some(*side)));
                     }
                 }
             }
-            n.extend(
-                f.rw_dirs
-                    .iter()
-                    .filter(|d| !n.contains(d))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
+            for d in &f.rw_dirs {
+                if !n.iter().any(|(x, _)| x == d) {
+                    n.push((d.clone(), None));
+                }
+            }
             n.sort();
             n
         } else {
-            f.links.clone()
+            f.links.iter().map(|l| (l.clone(), None)).collect()
         };
         // The read-write tree, where each linked rw_dir is made if it is missing (so its link
         // does not dangle); resolved inside that tree, whatever symlinks it holds.
@@ -470,17 +477,9 @@ fn fill(
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
             )?)
         };
-        let explicit = !f.links.is_empty();
-        for name in names {
+        for (name, listed) in names {
             // Names listed from the sources may be the scheme's own or made by other options;
-            // names given in `links` were checked to be plain by `validate`.
-            if reserved.contains(&name.as_str()) && explicit {
-                return Err(SysError::invalid(
-                    "rootfs",
-                    "fsroot.links",
-                    format!("{name:?} is made by the rootfs itself (its {name} option): leave it out of links"),
-                ));
-            }
+            // names given in `links` were checked by `validate`.
             if name.starts_with("_fsroot_") || reserved.contains(&name.as_str()) {
                 continue;
             }
@@ -488,8 +487,8 @@ fn fill(
                 fsroot_trees.iter().any(|(n, _)| *n == side)
                     && safepath::exists(root, &format!("{side}/{name}"))
             };
-            let side = match &rw_tree {
-                Some(rw) if f.rw_dirs.contains(&name) => {
+            let side = match (&rw_tree, listed) {
+                (Some(rw), _) if f.rw_dirs.contains(&name) => {
                     safepath::mkdir_all(rw.as_fd(), &name, 0o755).map_err(|e| {
                         let what = format!("making {name} in the read-write source");
                         let detail = match e.detail.as_deref() {
@@ -500,6 +499,7 @@ fn fill(
                     })?;
                     "_fsroot_rw"
                 }
+                (_, Some(side)) => side,
                 // Where the name is: the read-only source first, as ctrtool links.
                 _ if in_source("_fsroot_ro") => "_fsroot_ro",
                 _ if in_source("_fsroot_rw") => "_fsroot_rw",
