@@ -125,18 +125,15 @@ impl Process {
                 .name(format!("pid {}", self.pid))
                 .detail(format!("no process {}: it has exited", self.pid))
         };
-        if !self.alive() {
-            return Err(gone());
-        }
         let ns = NsFd::of_pid(self.pid, kind).map_err(|e| {
-            if e.errno() == Some(Errno::ENOENT) {
+            if e.errno() == Some(Errno::ENOENT) && !self.alive() {
                 gone()
             } else {
                 e.name(format!("pid {}", self.pid))
             }
         })?;
-        // The pid could have been reused between our last look and the open: the pidfd
-        // says whether our process is still the one behind it.
+        // The pid could have been reused since the process ended: the pidfd (or the status
+        // we reaped) says whether our process is still the one behind it.
         if !self.alive() {
             return Err(gone());
         }
