@@ -209,15 +209,14 @@ pub fn start(plan: &Plan) -> Result<Pending> {
     let (go_rd, go_wr) = pipe()?;
     let (err_rd, err_wr) = pipe()?;
     // A mini-init tells the shell when its payload stops (see sys::jobctl). Non-blocking on
-    // both ends: init never waits for a shell that does not read, nor the shell for init.
-    let stops = if plan.init {
-        let (rd, wr) =
+    // both ends: init never waits for a shell that does not read, nor the shell for init. A
+    // child in a session of its own is never given the terminal: nobody would read it.
+    let stops = (plan.init && !plan.new_session)
+        .then(|| {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                .map_err(|e| SysError::os("pipe", e))?;
-        Some((rd, wr))
-    } else {
-        None
-    };
+                .map_err(|e| SysError::os("pipe", e))
+        })
+        .transpose()?;
 
     // Namespaces created at clone time: all requested ones except cgroup (created after the
     // cgroup move, so that its root is the new cgroup) and time (its offsets must be written
