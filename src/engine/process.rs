@@ -400,22 +400,12 @@ impl Process {
         // namespace with it; without one, its descendants are found in /proc — stopped
         // first, so none can fork a child the scan would miss — and so is the rest of its
         // process group: orphans re-parented elsewhere that stayed in it).
-        let group = (!self.state.pid_ns.get() && self.leads_group()).then_some(self.pid);
-        let tree = if self.state.pid_ns.get() {
-            Vec::new()
+        if self.state.pid_ns.get() {
+            let _ = self.signal(libc::SIGKILL);
         } else {
-            match group {
-                Some(g) => crate::sys::proctree::signal_group(g, Signal::SIGSTOP),
-                None => {
-                    let _ = self.signal(libc::SIGSTOP);
-                }
-            }
-            crate::sys::proctree::stop_descendants(self.pid)
-        };
-        let _ = self.signal(libc::SIGKILL);
-        crate::sys::proctree::signal_all(&tree, Signal::SIGKILL);
-        if let Some(g) = group {
-            crate::sys::proctree::signal_group(g, Signal::SIGKILL);
+            crate::sys::proctree::kill_tree(self.pid, self.leads_group(), |sig| {
+                let _ = self.signal(sig);
+            });
         }
         if let (Some(fd), true) = (self.fd(), self.state.child) {
             loop {

@@ -353,16 +353,9 @@ pub fn stop(rec: &Record, grace: std::time::Duration) -> Result<Stopped> {
         Err(_) => Stopped::NotRunning,
         Ok(()) if wait(grace.as_millis() as u64)? => Stopped::Terminated,
         Ok(()) => {
-            // Stopped first with what it started, so that nothing forks meanwhile.
-            let sig = nix::sys::signal::Signal::SIGSTOP;
-            if group {
-                super::proctree::signal_group(rec.pid, sig);
-            } else {
-                let _ = super::pidfd::send_signal(fd.as_fd(), libc::SIGSTOP);
-            }
-            let tree = super::proctree::stop_descendants(rec.pid);
-            let _ = super::pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
-            super::proctree::signal_all(&tree, nix::sys::signal::Signal::SIGKILL);
+            super::proctree::kill_tree(rec.pid, group, |sig| {
+                let _ = super::pidfd::send_signal(fd.as_fd(), sig);
+            });
             wait(5000)?;
             Stopped::Killed
         }

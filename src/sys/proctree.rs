@@ -89,6 +89,25 @@ fn wait_stopped(pids: &[i32]) {
     }
 }
 
+/// SIGKILL `pid` and everything it started: it is stopped first (its whole process group
+/// when it leads one, `group`), so that nothing forks meanwhile, then its descendants are
+/// stopped, and it, they and the group are killed. `signal` signals `pid` itself (through
+/// its pidfd where there is one).
+pub fn kill_tree(pid: i32, group: bool, signal: impl Fn(i32)) {
+    use nix::sys::signal::Signal;
+    if group {
+        signal_group(pid, Signal::SIGSTOP);
+    } else {
+        signal(libc::SIGSTOP);
+    }
+    let tree = stop_descendants(pid);
+    signal(libc::SIGKILL);
+    signal_all(&tree, Signal::SIGKILL);
+    if group {
+        signal_group(pid, Signal::SIGKILL);
+    }
+}
+
 /// Send `sig` to the process group `pgrp` (gone: nothing to do). The caller makes sure the
 /// number still names the group it means: a group leader not yet reaped pins it.
 pub fn signal_group(pgrp: i32, sig: nix::sys::signal::Signal) {
