@@ -43,10 +43,15 @@ fn gone(e: Option<Errno>) -> bool {
 }
 
 /// A namespace as a registration remembers it: its inode and the script's handle, weakly.
+/// Only a namespace that something besides the shell's handles held when the resource was
+/// made (the shell itself, a bind mount, a process) is looked for by its inode after the
+/// handles are gone: a namespace the handles alone held died with them, and its inode may
+/// meanwhile name another, unrelated namespace.
 #[derive(Clone)]
 pub struct NsRef {
     pub weak: Weak<NsFd>,
     pub inode: u64,
+    pinned: bool,
 }
 
 impl NsRef {
@@ -54,12 +59,13 @@ impl NsRef {
         NsRef {
             weak: Rc::downgrade(ns),
             inode: ns.inode,
+            pinned: pinned::outlives_shell(ns),
         }
     }
 
     /// May the namespace still exist (and so, the resource in it)?
     fn alive(&self) -> bool {
-        self.weak.strong_count() > 0 || pinned::reachable(self.inode)
+        self.weak.strong_count() > 0 || (self.pinned && pinned::reachable(self.inode))
     }
 
     /// The namespace, if the resource in it must be removed by hand: it is still there and
@@ -68,7 +74,8 @@ impl NsRef {
     fn lasting(&self) -> Option<(Rc<NsFd>, bool)> {
         let (ns, found) = match self.weak.upgrade() {
             Some(ns) => (ns, false),
-            None => (pinned::find(self.inode)?, true),
+            None if self.pinned => (pinned::find(self.inode)?, true),
+            None => return None,
         };
         pinned::outlives_shell(&ns).then_some((ns, found))
     }
