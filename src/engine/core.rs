@@ -12,6 +12,25 @@ use crate::sys::{signals, SysError};
 
 pub fn register(api: &mut Api) {
     api.func(
+        "arg_error",
+        "arg_error(op: string, arg: string, message: string) -> map",
+        "The error a recipe library throws for a bad argument `arg` of its function `op`, shaped\n\
+         as ctrsh's own (message \"op(arg): message\", op, name, detail, kind ...), so callers\n\
+         catch and read it alike.\n\
+         Example:\n    if n < 1 { throw arg_error(\"mylib::hosts\", \"n\", `${n} is not a count`); }",
+        |op: &str, arg: &str, message: &str| -> Map {
+            super::error::error_map(&SysError::invalid(op, arg, message))
+        },
+    );
+    api.func(
+        "type_name",
+        "type_name(value) -> string",
+        "A value's type as ctrsh's errors name it: int, float, string, array, map, Process ...\n\
+         (rhai's type_of says i64, f64).\n\
+         Example:\n    print(`expected a map, got ${type_name(5)}`);   // \"... got int\"",
+        |v: Dynamic| -> String { super::error::type_of(&v).to_string() },
+    );
+    api.func(
         "exit",
         "exit(code: int)",
         "End the script (or a fork(|| ...) child) with exit status `code`.\n\
